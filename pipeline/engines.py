@@ -1,0 +1,133 @@
+"""Factories for MONAI's Ignite engines: the only place that constructs a trainer or an evaluator."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from ignite.engine import Events
+from ignite.handlers import ProgressBar
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.handlers import LrScheduleHandler, MeanDice, ValidationHandler, from_engine
+from monai.inferers import SlidingWindowInferer
+from monai.transforms import Activationsd, AsDiscreted, Compose
+
+from pipeline.handlers import EpochSummaryLogger
+
+__all__ = ["create_evaluator", "create_trainer", "binary_postprocessing", "VAL_KEY_METRIC"]
+
+#: name of the evaluator's key metric (mean Dice of the thresholded prediction)
+VAL_KEY_METRIC = "val_mean_dice"
+
+
+def binary_postprocessing(threshold: float = 0.5) -> Compose:
+    """Logits in ``"pred"`` to a binary mask: sigmoid then threshold."""
+    return Compose([Activationsd(keys="pred", sigmoid=True), AsDiscreted(keys="pred", threshold=threshold)])
+
+
+def create_evaluator(
+    network: torch.nn.Module,
+    val_loader: torch.utils.data.DataLoader,
+    device: torch.device | str,
+    roi_size: Sequence[int],
+    sw_batch_size: int = 4,
+    overlap: float = 0.25,
+    threshold: float = 0.5,
+    val_handlers: Sequence | None = None,
+    amp: bool = False,
+) -> SupervisedEvaluator:
+    """A :class:`~monai.engines.SupervisedEvaluator` that runs sliding-window inference on whole volumes and reports
+    the mean Dice of the thresholded prediction as its key metric (``VAL_KEY_METRIC``).
+
+    Args:
+        network: the segmentation network (logits out).
+        val_loader: loader of whole ``image``/``label`` volumes.
+        device: where to run.
+        roi_size: sliding-window size (usually the training patch size).
+        sw_batch_size: windows per forward pass.
+        overlap: window overlap fraction.
+        threshold: probability threshold for the binary mask.
+        val_handlers: extra handlers attached to the evaluator.
+        amp: automatic mixed precision.
+    """
+    return SupervisedEvaluator(
+        device=torch.device(device),
+        val_data_loader=val_loader,
+        network=network,
+        inferer=SlidingWindowInferer(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap),
+        postprocessing=binary_postprocessing(threshold),
+        key_val_metric={
+            VAL_KEY_METRIC: MeanDice(include_background=True, output_transform=from_engine(["pred", "label"]))
+        },
+        val_handlers=list(val_handlers or []),
+        amp=amp,
+    )
+
+
+def create_trainer(
+    network: torch.nn.Module,
+    train_loader: torch.utils.data.DataLoader,
+    loss_function: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device | str,
+    max_epochs: int,
+    evaluator: SupervisedEvaluator | None = None,
+    val_interval: int = 1,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    train_handlers: Sequence | None = None,
+    amp: bool = False,
+    progress_bar: bool = True,
+    log_epochs: bool = True,
+) -> SupervisedTrainer:
+    """A :class:`~monai.engines.SupervisedTrainer` wired for vessel segmentation.
+
+    Validation runs ``evaluator`` every ``val_interval`` epochs and after the last one; the LR scheduler steps each
+    epoch; an Ignite :class:`~ignite.contrib.handlers.ProgressBar` shows iterations and
+    :class:`~pipeline.handlers.EpochSummaryLogger` logs one line per epoch.
+
+    Args:
+        network: the segmentation network (logits out).
+        train_loader: loader of training patches.
+        loss_function: called as ``loss_function(logits, label)``.
+        optimizer: the optimizer of ``network``.
+        device: where to train.
+        max_epochs: epochs to run.
+        evaluator: validation engine (see :func:`create_evaluator`); ``None`` for no validation.
+        val_interval: validate every this many epochs.
+        lr_scheduler: stepped at the end of every epoch.
+        train_handlers: extra handlers (MONAI style: objects with ``attach``).
+        amp: automatic mixed precision.
+        progress_bar: attach a tqdm progress bar.
+        log_epochs: log one summary line per epoch.
+    """
+    if max_epochs < 1:
+        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}.")
+    if val_interval < 1:
+        raise ValueError(f"val_interval must be >= 1, got {val_interval}.")
+    handlers: list = []
+    if lr_scheduler is not None:
+        handlers.append(LrScheduleHandler(lr_scheduler=lr_scheduler, print_lr=False))
+    if evaluator is not None:
+        handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True, exec_at_start=False))
+    handlers += list(train_handlers or [])
+    trainer = SupervisedTrainer(
+        device=torch.device(device),
+        max_epochs=max_epochs,
+        train_data_loader=train_loader,
+        network=network,
+        optimizer=optimizer,
+        loss_function=loss_function,
+        train_handlers=handlers,
+        amp=amp,
+    )
+    if evaluator is not None and max_epochs % val_interval:
+        # the last epoch is not on the interval: validate it too, so the final model is always scored
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED(event_filter=lambda engine, epoch: epoch == engine.state.max_epochs),
+            lambda engine: evaluator.run(engine.state.epoch),
+        )
+    if progress_bar:
+        ProgressBar(persist=False).attach(trainer, output_transform=from_engine(["loss"], first=True))
+    if log_epochs:
+        EpochSummaryLogger(evaluator=evaluator).attach(trainer)
+    return trainer

@@ -1,0 +1,73 @@
+"""Small Ignite handlers shared by the engines."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ignite.engine import Engine, Events
+
+__all__ = ["EpochSummaryLogger"]
+
+
+class EpochSummaryLogger:
+    """Log one readable line per training epoch and keep the same numbers as a history.
+
+    The line holds the epoch, the mean training loss over the epoch, the evaluator's metrics when it ran this epoch,
+    the best key metric so far and the epoch's wall time, e.g.
+    ``epoch 12/40  loss 0.3121  val_mean_dice 0.8123 (best 0.8123 @ 12)  9.8 s``.
+
+    Args:
+        evaluator: the validation engine whose ``state.metrics`` to report (optional).
+        logger: where to log; default ``logging.getLogger("pipeline.train")``.
+
+    Attributes:
+        history: one dict per epoch (``epoch``, ``loss``, ``time_s`` and the metrics of that epoch).
+    """
+
+    def __init__(self, evaluator: Engine | None = None, logger: logging.Logger | None = None) -> None:
+        self.evaluator = evaluator
+        self.logger = logger or logging.getLogger("pipeline.train")
+        self.history: list[dict[str, float]] = []
+        self._loss_sum = 0.0
+        self._loss_count = 0
+        self._epoch_start = 0.0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._accumulate)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._log)
+
+    def _start(self, engine: Engine) -> None:
+        self._loss_sum, self._loss_count = 0.0, 0
+        self._epoch_start = time.perf_counter()
+
+    def _accumulate(self, engine: Engine) -> None:
+        output = engine.state.output
+        items = output if isinstance(output, list) else [output]
+        for item in items:
+            if isinstance(item, dict) and "loss" in item:
+                self._loss_sum += float(item["loss"])
+                self._loss_count += 1
+
+    def _log(self, engine: Engine) -> None:
+        epoch = engine.state.epoch
+        record: dict[str, float] = {"epoch": epoch, "loss": self._loss_sum / max(self._loss_count, 1)}
+        text = f"epoch {epoch}/{engine.state.max_epochs}  loss {record['loss']:.4f}"
+        ev = self.evaluator
+        if ev is not None and getattr(ev.state, "epoch", 0) and ev.state.metrics and self._validated_now(ev, epoch):
+            for name, value in ev.state.metrics.items():
+                if isinstance(value, (int, float)):
+                    record[name] = float(value)
+                    text += f"  {name} {value:.4f}"
+            best = getattr(ev.state, "best_metric", None)
+            if best is not None and best > -1:
+                text += f" (best {best:.4f} @ {ev.state.best_metric_epoch})"
+        record["time_s"] = time.perf_counter() - self._epoch_start
+        text += f"  {record['time_s']:.1f} s"
+        self.history.append(record)
+        self.logger.info(text)
+
+    def _validated_now(self, evaluator: Engine, epoch: int) -> bool:
+        # MONAI evaluators record the trainer epoch they ran for in state.epoch
+        return int(evaluator.state.epoch) == epoch

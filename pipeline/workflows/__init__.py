@@ -1,0 +1,16 @@
+"""End-to-end workflows: training and checkpoint evaluation."""
+
+from pipeline.workflows.config import TrainingConfig
+from pipeline.workflows.prediction import CaseScore, format_case_table, load_network, predict_and_score
+from pipeline.workflows.training import TrainingResult, resolve_device, run_training
+
+__all__ = [
+    "CaseScore",
+    "TrainingConfig",
+    "TrainingResult",
+    "format_case_table",
+    "load_network",
+    "predict_and_score",
+    "resolve_device",
+    "run_training",
+]

@@ -1,0 +1,103 @@
+"""Settings of a training run, saved next to its checkpoints so evaluation can rebuild the same network."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transforms import DEFAULT_HU_WINDOW
+
+__all__ = ["TrainingConfig", "CONFIG_NAME"]
+
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class TrainingConfig:
+    """Everything a training run needs.
+
+    Args:
+        dataset_dir: folder of the data and its ``dataset.json``.
+        datalist: datalist file (default ``dataset_dir/dataset.json``).
+        output_dir: where checkpoints, ``config.json`` and ``history.json`` go.
+        epochs: training epochs.
+        val_interval: validate every this many epochs (and after the last).
+        batch_size: volumes per batch; each yields ``num_samples`` patches.
+        num_samples: random patches per volume and epoch.
+        patch_size: patch (and sliding-window) size in voxels.
+        pixdim: target spacing in mm, or ``None`` to keep each volume's own.
+        hu_window: CT window mapped to [0, 1].
+        learning_rate: initial Adam learning rate (cosine-annealed to 1% over the run).
+        weight_decay: Adam weight decay.
+        channels, strides, num_res_units, dropout: the MONAI UNet (see :func:`pipeline.networks.create_unet`).
+        seed: seed of every random generator (MONAI's ``set_determinism``).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        num_workers: DataLoader worker processes.
+        progress_bar: show Ignite's tqdm progress bar.
+    """
+
+    dataset_dir: str = "data_samples"
+    datalist: str | None = None
+    output_dir: str = "runs/demo"
+    epochs: int = 40
+    val_interval: int = 2
+    batch_size: int = 2
+    num_samples: int = 4
+    patch_size: tuple[int, int, int] = (64, 64, 32)
+    pixdim: tuple[float, float, float] | None = (0.4, 0.4, 0.6)
+    hu_window: tuple[float, float] = DEFAULT_HU_WINDOW
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-5
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    strides: tuple[int, ...] = (2, 2, 2)
+    num_res_units: int = 1
+    dropout: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    progress_bar: bool = True
+    network_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "val_interval", "batch_size", "num_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if len(self.patch_size) != 3 or any(p < 1 for p in self.patch_size):
+            raise ValueError(f"patch_size must be three positive sizes, got {self.patch_size}.")
+        factor = 1
+        for s in self.strides:
+            factor *= s
+        if any(p % factor for p in self.patch_size):
+            raise ValueError(f"patch_size {tuple(self.patch_size)} must be divisible by {factor} (product of strides).")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}.")
+
+    def network_args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`pipeline.networks.create_unet`."""
+        return {
+            "channels": list(self.channels),
+            "strides": list(self.strides),
+            "num_res_units": self.num_res_units,
+            "dropout": self.dropout,
+            **self.network_kwargs,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainingConfig":
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown keys {unknown} in '{path}'; valid keys: {sorted(known)}.")
+        for key in ("patch_size", "pixdim", "hu_window", "channels", "strides"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)

@@ -1,0 +1,137 @@
+"""The training workflow: data checks, loaders, network, MONAI engines, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from monai.handlers import CheckpointSaver
+from monai.losses import DiceFocalLoss
+from monai.utils import set_determinism
+
+from pipeline.data import check_items, load_datalist, make_loader
+from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
+from pipeline.handlers import EpochSummaryLogger
+from pipeline.networks import create_unet
+from pipeline.workflows.config import CONFIG_NAME, TrainingConfig
+from transforms import get_train_transforms, get_val_transforms
+
+__all__ = ["TrainingResult", "run_training", "resolve_device", "BEST_CHECKPOINT", "FINAL_CHECKPOINT"]
+
+logger = logging.getLogger(__name__)
+
+BEST_CHECKPOINT = "best_model.pt"
+FINAL_CHECKPOINT = "final_model.pt"
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced."""
+
+    output_dir: Path
+    best_metric: float
+    best_epoch: int
+    best_checkpoint: Path
+    final_checkpoint: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run_training(config: TrainingConfig) -> TrainingResult:
+    """Train a UNet on the ``training`` list of the datalist and validate on its ``validation`` list.
+
+    The data are checked first (missing files, unreadable NIfTI, image/label shape mismatch), so bad input fails
+    before any training. The loss is MONAI's ``DiceFocalLoss`` and checkpoints are written by MONAI's
+    ``CheckpointSaver``: the best model by validation mean Dice and the final model, as plain state dicts.
+
+    Returns:
+        a :class:`TrainingResult`; ``history.json`` and ``config.json`` are written to ``config.output_dir``.
+    """
+    train_items = load_datalist(config.dataset_dir, "training", config.datalist)
+    val_items = load_datalist(config.dataset_dir, "validation", config.datalist)
+    check_items(train_items + val_items)
+
+    out = Path(config.output_dir)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_NAME)
+
+    set_determinism(seed=config.seed)
+    device = resolve_device(config.device)
+    train_loader = make_loader(
+        train_items,
+        get_train_transforms(config.patch_size, config.num_samples, pixdim=config.pixdim, hu_window=config.hu_window),
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=config.num_workers,
+        seed=config.seed,
+    )
+    val_loader = make_loader(
+        val_items, get_val_transforms(pixdim=config.pixdim, hu_window=config.hu_window), num_workers=config.num_workers
+    )
+
+    network = create_unet(**config.network_args()).to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.learning_rate * 0.01)
+    loss_function = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0)
+
+    evaluator = create_evaluator(network, val_loader, device, roi_size=config.patch_size)
+    saver = CheckpointSaver(
+        save_dir=str(ckpt_dir),
+        save_dict={"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler},
+        save_key_metric=True,
+        key_metric_filename=BEST_CHECKPOINT,
+    )
+    saver.attach(evaluator)  # best model by the evaluator's key metric
+    summary = EpochSummaryLogger(evaluator=evaluator)
+    trainer = create_trainer(
+        network,
+        train_loader,
+        loss_function,
+        optimizer,
+        device,
+        max_epochs=config.epochs,
+        evaluator=evaluator,
+        val_interval=config.val_interval,
+        lr_scheduler=lr_scheduler,
+        progress_bar=config.progress_bar,
+        log_epochs=False,
+    )
+    summary.attach(trainer)
+    final_saver = CheckpointSaver(
+        save_dir=str(ckpt_dir),
+        save_dict={"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler},
+        save_final=True,
+        final_filename=FINAL_CHECKPOINT,
+    )
+    final_saver.attach(trainer)
+
+    logger.info(
+        "training on %d volumes, validating on %d, %d epochs, device %s", len(train_items), len(val_items), config.epochs, device
+    )
+    start = time.perf_counter()
+    trainer.run()
+    seconds = time.perf_counter() - start
+    set_determinism(seed=None)
+
+    (out / "history.json").write_text(json.dumps(summary.history, indent=2) + "\n")
+    return TrainingResult(
+        output_dir=out,
+        best_metric=float(evaluator.state.best_metric),
+        best_epoch=int(evaluator.state.best_metric_epoch),
+        best_checkpoint=ckpt_dir / BEST_CHECKPOINT,
+        final_checkpoint=ckpt_dir / FINAL_CHECKPOINT,
+        history=summary.history,
+        seconds=seconds,
+    )

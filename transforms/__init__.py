@@ -1,0 +1,21 @@
+"""MONAI transform chains for vessel CT segmentation."""
+
+from transforms.chains import (
+    DEFAULT_HU_WINDOW,
+    AboveThreshold,
+    get_inference_transforms,
+    get_post_transforms,
+    get_preprocessing,
+    get_train_transforms,
+    get_val_transforms,
+)
+
+__all__ = [
+    "DEFAULT_HU_WINDOW",
+    "AboveThreshold",
+    "get_inference_transforms",
+    "get_post_transforms",
+    "get_preprocessing",
+    "get_train_transforms",
+    "get_val_transforms",
+]
