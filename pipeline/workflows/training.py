@@ -17,6 +17,7 @@ from pipeline.data import check_items, load_datalist, make_loader
 from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
 from pipeline.handlers import EpochSummaryLogger
 from pipeline.networks import create_unet
+from pipeline.plots import plot_training_curves
 from pipeline.workflows.config import CONFIG_NAME, TrainingConfig
 from transforms import get_train_transforms, get_val_transforms
 
@@ -56,7 +57,8 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     ``CheckpointSaver``: the best model by validation mean Dice and the final model, as plain state dicts.
 
     Returns:
-        a :class:`TrainingResult`; ``history.json`` and ``config.json`` are written to ``config.output_dir``.
+        a :class:`TrainingResult`; ``config.json``, ``history.json`` and ``training_curves.png`` are written to
+        ``config.output_dir``.
     """
     train_items = load_datalist(config.dataset_dir, "training", config.datalist)
     val_items = load_datalist(config.dataset_dir, "validation", config.datalist)
@@ -126,6 +128,7 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     set_determinism(seed=None)
 
     (out / "history.json").write_text(json.dumps(summary.history, indent=2) + "\n")
+    plot_training_curves(summary.history, out / "training_curves.png", title=f"{out.name}: UNet, DiceFocalLoss")
     return TrainingResult(
         output_dir=out,
         best_metric=float(evaluator.state.best_metric),

@@ -1,0 +1,72 @@
+"""PNG figures: training curves and phantom previews."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["plot_training_curves", "plot_volume_previews"]
+
+
+def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, title: str = "training") -> Path:
+    """Training loss and validation metrics per epoch, the best validation epoch marked.
+
+    Args:
+        history: one dict per epoch with ``epoch``, ``loss`` and optionally ``val_*`` metrics
+            (as :class:`pipeline.handlers.EpochSummaryLogger` records them).
+        path: PNG file to write.
+        title: figure title.
+    """
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="training loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("training loss")
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend()
+    names = sorted({k for h in history for k in h if k.startswith("val_")})
+    for name in names:
+        pts = [(h["epoch"], h[name]) for h in history if name in h]
+        xs, ys = zip(*pts)
+        ax_val.plot(xs, ys, marker="o", ms=3, label=name)
+        best = int(np.argmax(ys))
+        ax_val.scatter([xs[best]], [ys[best]], s=80, facecolors="none", edgecolors="red", zorder=3)
+        ax_val.annotate(f"best {ys[best]:.3f}", (xs[best], ys[best]), textcoords="offset points", xytext=(-40, -15))
+    ax_val.set_xlabel("epoch")
+    ax_val.set_ylabel("metric")
+    ax_val.set_ylim(0, 1)
+    ax_val.set_title("validation")
+    ax_val.grid(alpha=0.3)
+    if names:
+        ax_val.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_volume_previews(
+    images: Sequence[np.ndarray], labels: Sequence[np.ndarray], names: Sequence[str], path: str | Path
+) -> Path:
+    """Maximum-intensity projections (axis 2) of CT volumes with the label outline, one column per volume."""
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
+    for ax, image, label, name in zip(axes[0], images, labels, names):
+        ax.imshow(np.asarray(image).max(axis=2).T, cmap="gray", vmin=-150, vmax=500, origin="lower")
+        ax.contour(np.asarray(label).max(axis=2).T, levels=[0.5], colors="red", linewidths=0.6, origin="lower")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("maximum-intensity projection (HU -150..500), label outline in red", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,124 @@
+"""Bad data gives a clear error naming the file, before any training starts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.data import DatasetError, check_items, load_datalist
+from pipeline.workflows import TrainingConfig, run_training
+
+
+def _config(dataset: Path, out: Path) -> TrainingConfig:
+    return TrainingConfig(dataset_dir=str(dataset), output_dir=str(out), epochs=1, progress_bar=False, device="cpu")
+
+
+def test_missing_folder(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DatasetError, match=f"dataset folder '{missing}' does not exist"):
+        load_datalist(missing, "training")
+
+
+def test_folder_is_a_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(DatasetError, match="is not a folder"):
+        load_datalist(f, "training")
+
+
+def test_missing_datalist(tmp_path):
+    with pytest.raises(DatasetError, match="dataset.json' not found"):
+        load_datalist(tmp_path, "training")
+
+
+def test_malformed_datalist(dataset_copy):
+    (dataset_copy / "dataset.json").write_text("{ not json")
+    with pytest.raises(DatasetError, match="is not valid JSON"):
+        load_datalist(dataset_copy, "training")
+
+
+def test_unknown_and_empty_split(dataset_copy):
+    with pytest.raises(DatasetError, match=r"has no list 'train'; it has: \['test', 'training', 'validation'\]"):
+        load_datalist(dataset_copy, "train")
+    content = json.loads((dataset_copy / "dataset.json").read_text())
+    content["validation"] = []
+    (dataset_copy / "dataset.json").write_text(json.dumps(content))
+    with pytest.raises(DatasetError, match="'validation' list .* is empty"):
+        load_datalist(dataset_copy, "validation")
+
+
+def test_datalist_points_at_absent_file(dataset_copy, tmp_path):
+    first = json.loads((dataset_copy / "dataset.json").read_text())["training"][0]["label"]
+    (dataset_copy / first).unlink()
+    with pytest.raises(DatasetError, match=f"label file '.*{Path(first).name}' does not exist"):
+        load_datalist(dataset_copy, "training")
+    out = tmp_path / "run"
+    with pytest.raises(DatasetError, match=Path(first).name):
+        run_training(_config(dataset_copy, out))
+    assert not out.exists(), "nothing is written before the data are checked"
+
+
+def test_shape_mismatch_names_both_files(dataset_copy, tmp_path):
+    items = load_datalist(dataset_copy, "training")
+    label = nib.load(items[1]["label"])
+    cropped = np.asarray(label.dataobj)[:, :, :-2]
+    nib.save(nib.Nifti1Image(cropped, label.affine), items[1]["label"])
+    pattern = f"image '{items[1]['image']}' has shape \\(48, 48, 32\\) but its label '{items[1]['label']}' has shape \\(48, 48, 30\\)"
+    with pytest.raises(DatasetError, match=pattern):
+        check_items(items)
+    out = tmp_path / "run"
+    with pytest.raises(DatasetError, match="has shape"):
+        run_training(_config(dataset_copy, out))
+    assert not out.exists()
+
+
+def test_truncated_nifti(dataset_copy):
+    items = load_datalist(dataset_copy, "validation")
+    raw = Path(items[0]["image"]).read_bytes()
+    Path(items[0]["image"]).write_bytes(raw[:200])
+    with pytest.raises(DatasetError, match=f"'{items[0]['image']}' is not a readable NIfTI file"):
+        check_items(items)
+
+
+def test_not_a_nifti_at_all(dataset_copy):
+    items = load_datalist(dataset_copy, "validation")
+    with gzip.open(items[0]["label"], "wb") as f:
+        f.write(b"hello, I am not an image")
+    with pytest.raises(DatasetError, match="is not a readable NIfTI file"):
+        check_items(items)
+
+
+def test_four_d_volume(dataset_copy):
+    items = load_datalist(dataset_copy, "validation")
+    img = nib.load(items[0]["image"])
+    data = np.stack([np.asarray(img.dataobj)] * 2, axis=-1)
+    nib.save(nib.Nifti1Image(data, img.affine), items[0]["image"])
+    with pytest.raises(DatasetError, match=r"has shape \(48, 48, 32, 2\); a 3-D volume is expected"):
+        check_items(items)
+
+
+def test_cli_reports_bad_input_with_exit_code(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    code = main(["-q", "train", "--dataset-dir", str(missing), "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: dataset folder '{missing}' does not exist."
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"patch_size": (30, 32, 32)}, r"must be divisible by 8"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_bad_training_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**kwargs)
