@@ -1,0 +1,68 @@
+"""The engine factories build working MONAI engines: validation schedule, LR stepping, per-epoch log lines."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from ignite.engine import Events
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.losses import DiceFocalLoss
+from monai.utils import set_determinism
+
+from pipeline import VAL_KEY_METRIC, create_evaluator, create_trainer, create_unet, load_datalist, make_loader
+from transforms import get_train_transforms, get_val_transforms
+
+
+@pytest.fixture
+def parts(tiny_dataset):
+    set_determinism(seed=1)
+    train = make_loader(
+        load_datalist(tiny_dataset, "training"),
+        get_train_transforms(patch_size=(32, 32, 32), num_samples=2),
+        batch_size=2,
+        shuffle=True,
+        seed=1,
+    )
+    val = make_loader(load_datalist(tiny_dataset, "validation"), get_val_transforms())
+    net = create_unet(channels=(4, 8), strides=(2,), num_res_units=0)
+    yield train, val, net
+    set_determinism(seed=None)
+
+
+def test_validation_every_interval_and_after_last_epoch(parts, caplog):
+    train, val, net = parts
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    evaluator = create_evaluator(net, val, "cpu", roi_size=(32, 32, 32))
+    trainer = create_trainer(
+        net, train, DiceFocalLoss(sigmoid=True), opt, "cpu", max_epochs=3, evaluator=evaluator, val_interval=2,
+        lr_scheduler=sched, progress_bar=True,
+    )
+    assert isinstance(trainer, SupervisedTrainer) and isinstance(evaluator, SupervisedEvaluator)
+    validated_at = []
+    evaluator.add_event_handler(Events.COMPLETED, lambda e: validated_at.append(e.state.epoch))
+    with caplog.at_level(logging.INFO, logger="pipeline.train"):
+        trainer.run()
+    assert validated_at == [2, 3]  # on the interval, and the last epoch although 3 % 2 != 0
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)  # stepped once per epoch
+    assert 0.0 <= evaluator.state.metrics[VAL_KEY_METRIC] <= 1.0
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.train"]
+    assert len(lines) == 3
+    assert lines[0].startswith("epoch 1/3  loss ") and VAL_KEY_METRIC not in lines[0]
+    assert lines[1].startswith("epoch 2/3  loss ") and f"{VAL_KEY_METRIC} " in lines[1] and "(best " in lines[1]
+
+
+def test_bad_schedule_is_refused(parts):
+    train, _, net = parts
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="max_epochs must be >= 1"):
+        create_trainer(net, train, DiceFocalLoss(sigmoid=True), opt, "cpu", max_epochs=0)
+    with pytest.raises(ValueError, match="val_interval must be >= 1"):
+        create_trainer(net, train, DiceFocalLoss(sigmoid=True), opt, "cpu", max_epochs=1, val_interval=0)
+
+
+def test_unet_levels_must_match():
+    with pytest.raises(ValueError, match="channels needs one entry more than strides"):
+        create_unet(channels=(8, 16), strides=(2, 2))
