@@ -317,7 +317,7 @@ def test_signed_distance_ignores_points_outside_the_volume():
 
 @pytest.mark.parametrize(
     ("n_cases", "expected"),
-    [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)), (4, (2, 1, 1)), (5, (3, 1, 1)), (10, (6, 2, 2)), (20, (12, 4, 4))],
+    [(1, (1, 0, 0)), (2, (1, 1, 0)), (3, (1, 1, 1)), (4, (2, 1, 1)), (5, (3, 1, 1)), (10, (6, 2, 2)), (20, (12, 4, 4))],
 )
 def test_split_counts_default_fractions(n_cases, expected):
     """Validation and test get at least one case from three cases on; the counts always add up."""
@@ -420,3 +420,52 @@ def test_dataset_cases_reproduce_make_phantom(dataset):
         phantom = make_phantom(CONFIG, np.random.default_rng([DATASET_SEED, i]))
         assert np.array_equal(np.asanyarray(nib.load(path.parent / entries[i]["image"]).dataobj), phantom.image)
         assert np.array_equal(np.asanyarray(nib.load(path.parent / entries[i]["label"]).dataobj), phantom.label)
+
+
+@pytest.mark.parametrize(
+    ("n_cases", "fractions", "expected"),
+    [(3, (0.0, 0.5, 0.5), (0, 2, 1)), (1, (0.0, 1.0, 1.0), (0, 1, 0)), (7, (0.6, 0.2, 0.2), (4, 2, 1))],
+)
+def test_split_counts_never_negative(n_cases, fractions, expected):
+    """Largest-remainder rounding: no negative count, and a zero fraction never receives the only case."""
+    assert split_counts(n_cases, fractions) == expected
+
+
+def test_parent_is_an_index_into_the_tree():
+    """``Branch.parent`` indexes its own tree's branches, for every tree of the forest, not only the first."""
+    for seed in range(5):
+        trees = grow_forest(3, np.array([30.0, 30.0, 30.0]), (0.4, 0.6), TreeConfig(), np.random.default_rng(seed))
+        for tree in trees:
+            assert tree.branches[0].parent is None
+            for branch in tree.branches[1:]:
+                parent = tree.branches[branch.parent]
+                np.testing.assert_array_equal(branch.points[0], parent.points[-1])
+                assert branch.radii[0] < parent.radii[0]
+
+
+@pytest.mark.parametrize("spacing", [(0.3, 0.3, 0.8), (0.25, 0.25, 1.0)])
+def test_trees_stay_connected_on_thick_slices(spacing):
+    """With slices up to 4x thicker than the pixels, the radius floor keeps every tree one 26-connected component."""
+    for seed in range(8):
+        phantom = make_phantom(PhantomConfig(shape=(48, 48, 24), spacing=spacing), np.random.default_rng([5, seed]))
+        _, n = ndimage.label(phantom.label, np.ones((3, 3, 3)))
+        assert n == 2, (spacing, seed)
+
+
+def test_roots_keep_their_distance_from_earlier_trees():
+    """Every root starts at least ``gap_vox`` coarse voxels from the wall of every earlier tree (four trees crowded
+    into a 15 mm box: without the check on the root's first point, one of these seeds starts a root too close)."""
+    cfg = TreeConfig()
+    grown = 0
+    for seed in range(40):
+        try:
+            trees = grow_forest(4, np.array([15.0, 15.0, 15.0]), (0.4, 0.6), cfg, np.random.default_rng(seed))
+        except RuntimeError:  # no room left for a fourth root: reported, not forced
+            continue
+        grown += 1
+        for k, tree in enumerate(trees[1:], start=1):
+            start, r0 = tree.branches[0].points[0], tree.branches[0].radii[0]
+            for earlier in trees[:k]:
+                d = np.linalg.norm(earlier.points - start, axis=1) - earlier.radii - r0
+                assert d.min() >= cfg.gap_vox * 0.6 - 1e-9, seed
+    assert grown >= 30

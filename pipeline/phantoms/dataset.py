@@ -28,15 +28,27 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | Path) -> Path
 
 
 def split_counts(n_cases: int, fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> tuple[int, int, int]:
-    """Number of training/validation/test cases for ``n_cases``; validation and test get at least one each if possible."""
+    """Number of training/validation/test cases for ``n_cases``.
+
+    Largest-remainder rounding of ``n_cases * fraction``; then, when there are at least three cases, a list with a
+    non-zero fraction that got none takes one case from the largest list. Counts are never negative and sum to
+    ``n_cases``.
+    """
     if n_cases < 1:
         raise ValueError(f"n_cases must be >= 1, got {n_cases}.")
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
         raise ValueError(f"fractions must be three non-negative numbers (train, validation, test), got {fractions}.")
-    total = float(sum(fractions))
-    n_val = max(int(round(n_cases * fractions[1] / total)), 1 if n_cases >= 3 and fractions[1] > 0 else 0)
-    n_test = max(int(round(n_cases * fractions[2] / total)), 1 if n_cases >= 3 and fractions[2] > 0 else 0)
-    return n_cases - n_val - n_test, n_val, n_test
+    raw = [n_cases * f / float(sum(fractions)) for f in fractions]
+    counts = [int(np.floor(r)) for r in raw]
+    by_remainder = sorted(range(3), key=lambda i: (counts[i] - raw[i], i))
+    for i in by_remainder[: n_cases - sum(counts)]:
+        counts[i] += 1
+    if n_cases >= 3:
+        for i in range(3):
+            if fractions[i] > 0 and counts[i] == 0:
+                counts[int(np.argmax(counts))] -= 1
+                counts[i] += 1
+    return counts[0], counts[1], counts[2]
 
 
 def write_phantom_dataset(

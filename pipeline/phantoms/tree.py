@@ -19,7 +19,9 @@ class TreeConfig:
 
     Args:
         root_radius_vox: range of the root radius, in voxels of the finest spacing.
-        min_radius_vox: branches thinner than this are not created (vessels stay 1-4 voxels in radius).
+        min_radius_vox: branches thinner than this are not created (vessels stay 1-4 voxels in radius). On strongly
+            anisotropic grids the floor is raised to ``0.55`` coarsest voxels, the thinnest tube whose voxel centres
+            stay 26-connected, so that each tree remains one connected component in the label.
         segment_length_radii: range of a segment's length between bifurcations, in multiples of its radius.
         asymmetry: range of the child radius ratio ``r_small / r_large`` at a bifurcation.
         murray_exponent: exponent of Murray's law ``r_parent^k = r_1^k + r_2^k`` (3 for laminar flow).
@@ -44,7 +46,11 @@ class TreeConfig:
 
 @dataclass
 class Branch:
-    """One vessel segment: centerline points (mm, array frame) and the radius (mm) at each point."""
+    """One vessel segment: centerline points (mm, array frame) and the radius (mm) at each point.
+
+    ``parent`` is the index of the parent segment in its tree's ``branches`` (``None`` for the root); a child starts at
+    its parent's last point.
+    """
 
     tree: int
     parent: int | None
@@ -84,6 +90,11 @@ def murray_branch_angles(r0: float, r1: float, r2: float) -> tuple[float, float]
         return float(np.arccos(np.clip((r0**4 + a**4 - b**4) / (2 * r0**2 * a**2), -1.0, 1.0)))
 
     return angle(r1, r2), angle(r2, r1)
+
+
+#: thinnest radius, in coarsest voxels, that keeps a tube's voxel centres 26-connected: measured on 90 forests with
+#: slices up to 4x thicker than the in-plane spacing, 0.45 split some trees and 0.55 split none
+CONNECTED_RADIUS_VOX = 0.55
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -193,6 +204,7 @@ def grow_forest(
     fine, coarse = voxel_mm
     step = 0.5 * fine
     gap = cfg.gap_vox * coarse
+    min_radius = max(cfg.min_radius_vox * fine, CONNECTED_RADIUS_VOX * coarse)
     occupancy = _Occupancy()
     trees: list[VesselTree] = []
     owner = 0
@@ -201,6 +213,7 @@ def grow_forest(
         # pending segments: (start, direction, radius, parent owner id, parent radius)
         queue: list[tuple[np.ndarray, np.ndarray, float, int | None, float]] = []
         grown_children: dict[int, list[int]] = {}
+        index_in_tree: dict[int, int] = {}
         root_attempts = 0
         while (queue or not tree.branches) and len(tree.branches) < cfg.max_branches:
             if not queue:  # (re)place the root: through a lateral face, a different one for each tree
@@ -209,6 +222,8 @@ def grow_forest(
                     raise RuntimeError(f"could not place the root of tree {t} in a box of {extent_mm} mm")
                 queue.append(_root(t, extent_mm, cfg, fine, step, rng))
             start, direction, radius, parent, parent_radius = queue.pop(0)
+            if parent is None and occupancy.collides(start, radius, gap, set()):
+                continue  # the root would touch an earlier tree: place it again
             length = rng.uniform(*cfg.segment_length_radii) * radius
             near_start = set() if parent is None else {parent, *grown_children.get(parent, [])}
             grace = parent_radius + radius + gap + step
@@ -218,7 +233,9 @@ def grow_forest(
             if (len(pts) - 1) * step <= grace:
                 continue  # blocked right at the bifurcation: drop it rather than leave a stub
             occupancy.add(pts, rad, owner)
-            tree.branches.append(Branch(tree=t, parent=parent, points=pts, radii=rad))
+            index_in_tree[owner] = len(tree.branches)
+            parent_index = None if parent is None else index_in_tree[parent]
+            tree.branches.append(Branch(tree=t, parent=parent_index, points=pts, radii=rad))
             if parent is not None:
                 grown_children.setdefault(parent, []).append(owner)
             me, owner = owner, owner + 1
@@ -229,7 +246,7 @@ def grow_forest(
             a1, a2 = murray_branch_angles(r_end, r1, r2)
             normal = _random_perpendicular(end_dir, rng)
             for r, d in ((r1, np.cos(a1) * end_dir + np.sin(a1) * normal), (r2, np.cos(a2) * end_dir - np.sin(a2) * normal)):
-                if r * (1.0 - cfg.taper) >= cfg.min_radius_vox * fine:  # stays >= min radius after tapering
+                if r * (1.0 - cfg.taper) >= min_radius:  # stays >= the minimal radius after tapering
                     queue.append((pts[-1].copy(), _unit(d), r, me, r_end))
         trees.append(tree)
     return trees
