@@ -1,6 +1,7 @@
 """Vessel-segmentation training pipeline on MONAI and PyTorch Ignite."""
 
 from pipeline.data import DatasetError, check_items, check_pair, load_datalist, make_loader
+from pipeline.errors import CheckpointError, InputError, SettingsError
 from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
 from pipeline.handlers import EpochSummaryLogger
 from pipeline.networks import create_unet
@@ -19,6 +20,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CaseScore",
+    "CheckpointError",
+    "InputError",
+    "SettingsError",
     "DatasetError",
     "EpochSummaryLogger",
     "PhantomConfig",

@@ -20,7 +20,7 @@ __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("pipeline")
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data_samples"
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data_samples"  # as pipeline.workflows.DEFAULT_DATA, light import
 
 
 def _add_training_args(p: argparse.ArgumentParser, dataset_dir: Path | str, output_dir: str) -> None:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(demo, DEFAULT_DATA, "runs/demo")
 
     train = sub.add_parser("train", help="train a UNet on a dataset folder")
-    _add_training_args(train, "data_samples", "runs/train")
+    _add_training_args(train, DEFAULT_DATA, "runs/train")
 
     ev = sub.add_parser("evaluate", help="score a trained checkpoint on one list of a datalist")
     ev.add_argument("--checkpoint", required=True, help="checkpoint file (its run's config.json is found next to it)")
@@ -100,11 +100,12 @@ def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device) -> l
     from pipeline.data import check_items, load_datalist
     from pipeline.workflows import format_case_table, load_network, predict_and_score, resolve_device
 
+    device = resolve_device(device)
     items = load_datalist(dataset_dir, split, datalist)
     check_items(items)
     network, config = load_network(checkpoint)
     pred_dir = None if output_dir is None else Path(output_dir) / "predictions"
-    scores = predict_and_score(network, config, items, resolve_device(device), pred_dir)
+    scores = predict_and_score(network, config, items, device, pred_dir)
     print(f"\n{split} cases scored on their original grid ({checkpoint}):\n")
     print(format_case_table(scores))
     if output_dir is not None:
@@ -117,20 +118,26 @@ def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device) -> l
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; returns the exit code (2 for bad input, with the reason on stderr)."""
+    """Run a command; returns the exit code: 0 done, 2 bad input (the reason in one line on stderr).
+
+    Anything else that goes wrong is a bug, not bad input, and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     # MONAI's engines log every epoch and validation run at INFO; our EpochSummaryLogger says it in one line
     for name in ("ignite", "monai"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from pipeline.data import DatasetError
+    from pipeline.errors import InputError
 
     try:
         if args.command == "make-phantoms":
             from pipeline.phantoms import PhantomConfig, write_phantom_dataset
 
             cfg = PhantomConfig(shape=tuple(args.shape), spacing=tuple(args.spacing), n_trees=args.trees)
-            path = write_phantom_dataset(args.out, args.num, cfg, seed=args.seed, fractions=args.split)
+            try:
+                path = write_phantom_dataset(args.out, args.num, cfg, seed=args.seed, fractions=args.split)
+            except RuntimeError as e:  # no room for the requested trees
+                raise InputError(f"{e}; ask for fewer --trees or a larger --shape.") from None
             print(f"wrote {args.num} image/label pairs and {path}")
         elif args.command == "train":
             _train(args)
@@ -139,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             result = _train(args)
             _evaluate(result.best_checkpoint, args.dataset_dir, args.datalist, "test", result.output_dir, args.device or "auto")
-    except (DatasetError, ValueError) as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -8,21 +8,24 @@ import torch
 from ignite.engine import Events
 from ignite.handlers import ProgressBar
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import LrScheduleHandler, MeanDice, ValidationHandler, from_engine
+from monai.handlers import IgniteMetricHandler, LrScheduleHandler, ValidationHandler, from_engine
 from monai.inferers import SlidingWindowInferer
-from monai.transforms import Activationsd, AsDiscreted, Compose
+from monai.metrics import DiceMetric
+from monai.transforms import Compose
 
 from pipeline.handlers import EpochSummaryLogger
+from transforms import get_binary_postprocessing
 
-__all__ = ["create_evaluator", "create_trainer", "binary_postprocessing", "VAL_KEY_METRIC"]
+__all__ = ["create_evaluator", "create_inferer", "create_trainer", "VAL_KEY_METRIC"]
 
 #: name of the evaluator's key metric (mean Dice of the thresholded prediction)
 VAL_KEY_METRIC = "val_mean_dice"
 
 
-def binary_postprocessing(threshold: float = 0.5) -> Compose:
-    """Logits in ``"pred"`` to a binary mask: sigmoid then threshold."""
-    return Compose([Activationsd(keys="pred", sigmoid=True), AsDiscreted(keys="pred", threshold=threshold)])
+def create_inferer(roi_size: Sequence[int], sw_batch_size: int = 4, overlap: float = 0.25) -> SlidingWindowInferer:
+    """The sliding-window inferer used for validation and prediction (windows of ``roi_size``, padded if larger than
+    the volume, overlapping by ``overlap``, ``sw_batch_size`` windows per forward pass)."""
+    return SlidingWindowInferer(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap)
 
 
 def create_evaluator(
@@ -37,7 +40,8 @@ def create_evaluator(
     amp: bool = False,
 ) -> SupervisedEvaluator:
     """A :class:`~monai.engines.SupervisedEvaluator` that runs sliding-window inference on whole volumes and reports
-    the mean Dice of the thresholded prediction as its key metric (``VAL_KEY_METRIC``).
+    the mean Dice of the thresholded prediction as its key metric (``VAL_KEY_METRIC``). A case whose label and
+    prediction are both empty scores 1 (MONAI's ``DiceMetric(ignore_empty=False)``), as in :mod:`pipeline.workflows.prediction`.
 
     Args:
         network: the segmentation network (logits out).
@@ -54,10 +58,13 @@ def create_evaluator(
         device=torch.device(device),
         val_data_loader=val_loader,
         network=network,
-        inferer=SlidingWindowInferer(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap),
-        postprocessing=binary_postprocessing(threshold),
+        inferer=create_inferer(roi_size, sw_batch_size, overlap),
+        postprocessing=Compose(get_binary_postprocessing(threshold)),
         key_val_metric={
-            VAL_KEY_METRIC: MeanDice(include_background=True, output_transform=from_engine(["pred", "label"]))
+            VAL_KEY_METRIC: IgniteMetricHandler(
+                metric_fn=DiceMetric(include_background=True, ignore_empty=False),
+                output_transform=from_engine(["pred", "label"]),
+            )
         },
         val_handlers=list(val_handlers or []),
         amp=amp,
@@ -77,7 +84,7 @@ def create_trainer(
     train_handlers: Sequence | None = None,
     amp: bool = False,
     progress_bar: bool = True,
-    log_epochs: bool = True,
+    epoch_logger: EpochSummaryLogger | None = None,
 ) -> SupervisedTrainer:
     """A :class:`~monai.engines.SupervisedTrainer` wired for vessel segmentation.
 
@@ -98,7 +105,8 @@ def create_trainer(
         train_handlers: extra handlers (MONAI style: objects with ``attach``).
         amp: automatic mixed precision.
         progress_bar: attach a tqdm progress bar.
-        log_epochs: log one summary line per epoch.
+        epoch_logger: the handler that logs one line per epoch (default: a new one reading ``evaluator``); pass
+            your own to keep its ``history``.
     """
     if max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs}.")
@@ -128,6 +136,5 @@ def create_trainer(
         )
     if progress_bar:
         ProgressBar(persist=False).attach(trainer, output_transform=from_engine(["loss"], first=True))
-    if log_epochs:
-        EpochSummaryLogger(evaluator=evaluator).attach(trainer)
+    (epoch_logger or EpochSummaryLogger(evaluator=evaluator)).attach(trainer)
     return trainer

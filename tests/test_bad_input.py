@@ -9,10 +9,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from pipeline.cli import main
 from pipeline.data import DatasetError, check_items, load_datalist
-from pipeline.workflows import TrainingConfig, run_training
+from pipeline.errors import SettingsError
+from pipeline.workflows import TrainingConfig, resolve_device, run_training
 
 
 def _config(dataset: Path, out: Path) -> TrainingConfig:
@@ -122,3 +124,65 @@ def test_cli_reports_bad_input_with_exit_code(tmp_path, capsys):
 def test_bad_training_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainingConfig(**kwargs)
+
+
+def test_label_must_be_binary(dataset_copy, tmp_path):
+    items = load_datalist(dataset_copy, "training")
+    label = nib.load(items[0]["label"])
+    nib.save(nib.Nifti1Image(np.asarray(label.dataobj) * 255, label.affine), items[0]["label"])
+    with pytest.raises(DatasetError, match=rf"label '{items[0]['label']}' must hold only 0 and 1 .* values such as \[255\]"):
+        check_items(items)
+    with pytest.raises(DatasetError, match="must hold only 0 and 1"):
+        run_training(_config(dataset_copy, tmp_path / "run"))
+
+
+def test_label_on_another_grid(dataset_copy):
+    items = load_datalist(dataset_copy, "validation")
+    label = nib.load(items[0]["label"])
+    shifted = label.affine.copy()
+    shifted[:3, 3] += 2.0
+    nib.save(nib.Nifti1Image(np.asarray(label.dataobj), shifted), items[0]["label"])
+    with pytest.raises(DatasetError, match="are on different grids \\(affines differ by up to 2 mm\\)"):
+        check_items(items)
+
+
+def test_entry_without_a_path(dataset_copy):
+    content = json.loads((dataset_copy / "dataset.json").read_text())
+    content["training"][1]["image"] = None
+    (dataset_copy / "dataset.json").write_text(json.dumps(content))
+    with pytest.raises(DatasetError, match="entry 1 of 'training' .*: image must be a file path, got None"):
+        load_datalist(dataset_copy, "training")
+
+
+def test_volumes_smaller_than_the_patch_are_padded(tmp_path):
+    """A 40x40x20 dataset trains with 32x32x32 patches (padded), instead of failing inside the network."""
+    from pipeline.phantoms import PhantomConfig, write_phantom_dataset
+
+    write_phantom_dataset(tmp_path / "small", 3, PhantomConfig(shape=(40, 40, 20)), seed=2)
+    config = _config(tmp_path / "small", tmp_path / "run")
+    config.patch_size, config.channels, config.strides, config.num_samples = (32, 32, 32), (4, 8), (2,), 2
+    result = run_training(config)
+    assert result.final_checkpoint.is_file() and len(result.history) == 1
+
+
+@pytest.mark.parametrize("device", ["cudax", "gpu", "cuda:"])
+def test_unknown_device_names(device):
+    with pytest.raises(SettingsError, match=f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got '{device}'"):
+        TrainingConfig(device=device)
+    with pytest.raises(SettingsError):
+        resolve_device(device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu(tmp_path, capsys):
+    with pytest.raises(SettingsError, match="'cuda:1' asked for, but this torch sees 0 CUDA devices"):
+        resolve_device("cuda:1")
+    code = main(["-q", "evaluate", "--checkpoint", str(tmp_path / "x.pt"), "--device", "cuda"])
+    assert code == 2 and "CUDA devices" in capsys.readouterr().err
+
+
+def test_make_phantoms_bad_settings(tmp_path, capsys):
+    assert main(["-q", "make-phantoms", "--out", str(tmp_path), "--spacing", "0", "1", "1"]) == 2
+    assert "spacing must be three positive sizes in mm, got (0.0, 1.0, 1.0)" in capsys.readouterr().err
+    assert main(["-q", "make-phantoms", "--out", str(tmp_path), "--shape", "12", "12", "8", "--trees", "4"]) == 2
+    assert "ask for fewer --trees or a larger --shape" in capsys.readouterr().err

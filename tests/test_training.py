@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
 from pipeline.data import load_datalist
+from pipeline.errors import CheckpointError
+from pipeline.networks import create_unet
 from pipeline.workflows import TrainingConfig, format_case_table, load_network, predict_and_score, run_training
 
 
@@ -84,3 +94,70 @@ def test_training_curves_png(trained):
 
     with Image.open(png) as im:
         assert im.size[0] > 600 and im.size[1] > 200
+
+
+def test_history_json_matches_the_run(trained):
+    result, config = trained
+    saved = json.loads((result.output_dir / "history.json").read_text())
+    assert saved == result.history
+    assert [h["epoch"] for h in saved if "val_mean_dice" in h] == [1, 2]  # val_interval=1
+
+
+def _weights_digest(path: Path) -> str:
+    state = torch.load(path, map_location="cpu", weights_only=True)["network"]
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_same_seed_same_weights(trained, tmp_path):
+    """A seeded run repeats to the last bit (shuffling, patches, augmentation and initialisation all seeded)."""
+    result, config = trained
+    again = run_training(dataclasses.replace(config, output_dir=str(tmp_path / "again")))
+    def without_time(history):
+        return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+
+    assert without_time(again.history) == without_time(result.history)  # exact floats, not approximately
+    assert _weights_digest(again.final_checkpoint) == _weights_digest(result.final_checkpoint)
+
+
+class _RunsCode:
+    """Unpickling this runs ``os.system`` — what a crafted checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_problems_are_reported_not_loaded(trained, tmp_path):
+    result, config = trained
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir()
+    shutil.copy(result.output_dir / "config.json", tmp_path / "config.json")
+
+    random_bytes = ckpt_dir / "random.pt"
+    random_bytes.write_bytes(os.urandom(512))
+    with pytest.raises(CheckpointError, match="random.pt' cannot be loaded safely: UnpicklingError"):
+        load_network(random_bytes)
+
+    bare = ckpt_dir / "bare.pt"
+    torch.save(torch.zeros(3), bare)
+    with pytest.raises(CheckpointError, match="bare.pt' holds no state dict \\(found Tensor\\)"):
+        load_network(bare)
+
+    other = ckpt_dir / "other.pt"
+    torch.save({"network": create_unet(channels=(4, 8), strides=(2,)).state_dict()}, other)
+    with pytest.raises(CheckpointError, match="other.pt' does not fit the network of its config"):
+        load_network(other)
+
+    marker = tmp_path / "pwned"
+    crafted = ckpt_dir / "crafted.pt"
+    with open(crafted, "wb") as f:
+        pickle.dump({"network": _RunsCode(marker)}, f)
+    with pytest.raises(CheckpointError, match="crafted.pt' cannot be loaded safely"):
+        load_network(crafted)
+    assert not marker.exists(), "the crafted pickle's code must not run"

@@ -3,6 +3,7 @@
 from transforms.chains import (
     DEFAULT_HU_WINDOW,
     AboveThreshold,
+    get_binary_postprocessing,
     get_inference_transforms,
     get_post_transforms,
     get_preprocessing,
@@ -13,6 +14,7 @@ from transforms.chains import (
 __all__ = [
     "DEFAULT_HU_WINDOW",
     "AboveThreshold",
+    "get_binary_postprocessing",
     "get_inference_transforms",
     "get_post_transforms",
     "get_preprocessing",

@@ -30,6 +30,7 @@ from monai.transforms import (
     SaveImaged,
     ScaleIntensityRanged,
     Spacingd,
+    SpatialPadd,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "get_train_transforms",
     "get_val_transforms",
     "get_inference_transforms",
+    "get_binary_postprocessing",
     "get_post_transforms",
 ]
 
@@ -123,8 +125,8 @@ def get_train_transforms(
     hu_window: Sequence[float] = DEFAULT_HU_WINDOW,
     crop_foreground: bool = True,
 ) -> Compose:
-    """Training chain: preprocessing, ``num_samples`` patches per volume centred on vessel/background voxels in the
-    ratio ``pos:neg``, random flips on all axes, in-plane 90-degree rotations and intensity scale/shift.
+    """Training chain: preprocessing, padding to at least ``patch_size``, ``num_samples`` patches per volume centred
+    on vessel/background voxels in the ratio ``pos:neg``, random flips on all axes, in-plane 90-degree rotations and intensity scale/shift.
 
     Args:
         patch_size: patch size in voxels (after resampling).
@@ -140,17 +142,13 @@ def get_train_transforms(
         raise ValueError(f"pos and neg must be non-negative and not both zero, got pos={pos}, neg={neg}.")
     keys = ["image", "label"]
     chain = get_preprocessing(keys, pixdim, hu_window, crop_foreground)
-    chain.append(
+    chain += [
+        # a volume smaller than the patch is padded (with 0, the window floor), so every patch has patch_size
+        SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
         RandCropByPosNegLabeld(
-            keys=keys,
-            label_key="label",
-            spatial_size=tuple(patch_size),
-            pos=pos,
-            neg=neg,
-            num_samples=num_samples,
-            allow_smaller=True,
-        )
-    )
+            keys=keys, label_key="label", spatial_size=tuple(patch_size), pos=pos, neg=neg, num_samples=num_samples
+        ),
+    ]
     if augment:
         chain += [
             RandFlipd(keys=keys, prob=0.5, spatial_axis=0),
@@ -181,6 +179,11 @@ def get_inference_transforms(
     return Compose(get_preprocessing(["image"], pixdim, hu_window, crop_foreground))
 
 
+def get_binary_postprocessing(threshold: float = 0.5) -> list:
+    """Logits in ``"pred"`` to a binary mask: sigmoid, then ``> threshold``."""
+    return [Activationsd(keys="pred", sigmoid=True), AsDiscreted(keys="pred", threshold=threshold)]
+
+
 def get_post_transforms(
     inference_transforms: Compose,
     threshold: float = 0.5,
@@ -193,9 +196,7 @@ def get_post_transforms(
     (nearest-neighbour), so the mask has the input's shape and affine. With ``output_dir`` the masks are also written
     as ``<input name>_<output_postfix>.nii.gz`` (uint8).
     """
-    chain: list = [
-        Activationsd(keys="pred", sigmoid=True),
-        AsDiscreted(keys="pred", threshold=threshold),
+    chain = get_binary_postprocessing(threshold) + [
         Invertd(keys="pred", transform=inference_transforms, orig_keys="image", nearest_interp=True, to_tensor=True),
     ]
     if output_dir is not None:

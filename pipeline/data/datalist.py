@@ -11,18 +11,21 @@ import os
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
+
+from pipeline.errors import DatasetError
 
 __all__ = ["DatasetError", "resolve_datalist", "load_datalist", "check_pair", "check_items"]
 
 DATALIST_NAME = "dataset.json"
 
-
-class DatasetError(ValueError):
-    """A dataset folder, datalist or image/label pair that cannot be used, with the file named in the message."""
+#: largest difference (mm) between the affines of an image and its label that still counts as the same grid
+AFFINE_TOLERANCE_MM = 1e-3
 
 
 def resolve_datalist(dataset_dir: str | os.PathLike, datalist: str | os.PathLike | None = None) -> Path:
-    """Path of the datalist: ``datalist`` if given (relative to ``dataset_dir``), else ``dataset_dir/dataset.json``."""
+    """Path of the datalist: ``dataset_dir/dataset.json`` by default; a given ``datalist`` path is used as it is when
+    it exists, else looked up inside ``dataset_dir``."""
     root = Path(dataset_dir)
     if not root.exists():
         raise DatasetError(f"dataset folder '{root}' does not exist.")
@@ -82,6 +85,8 @@ def load_datalist(
             raise DatasetError(f"entry {i} of '{split}' in '{path}' has no {missing_keys} (it has {sorted(entry)}).")
         item = {}
         for k in keys:
+            if not isinstance(entry[k], str) or not entry[k]:
+                raise DatasetError(f"entry {i} of '{split}' in '{path}': {k} must be a file path, got {entry[k]!r}.")
             file = Path(entry[k])
             file = file if file.is_absolute() else (root / file)
             if not file.is_file():
@@ -91,21 +96,43 @@ def load_datalist(
     return items
 
 
-def _header_shape(path: str) -> tuple[int, ...]:
+def _load_volume(path: str) -> nib.Nifti1Image:
+    """The NIfTI image (header read, data not yet), checked to be a 3-D volume."""
     try:
-        return tuple(int(s) for s in nib.load(path).shape)
+        img = nib.load(path)
     except Exception as e:  # nibabel raises several types for unreadable files
-        raise DatasetError(f"'{path}' is not a readable NIfTI file: {e}.") from None
+        raise DatasetError(f"'{path}' is not a readable NIfTI file: {type(e).__name__}: {e}.") from None
+    shape = tuple(int(s) for s in img.shape)
+    if len(shape) != 3 and not (len(shape) == 4 and shape[3] == 1):
+        raise DatasetError(f"'{path}' has shape {shape}; a 3-D volume is expected.")
+    return img
 
 
-def check_pair(image: str, label: str) -> None:
-    """Check from the headers alone that ``image`` and ``label`` are readable 3-D volumes of the same shape."""
-    image_shape, label_shape = _header_shape(image), _header_shape(label)
-    for path, shape in ((image, image_shape), (label, label_shape)):
-        if len(shape) != 3 and not (len(shape) == 4 and shape[3] == 1):
-            raise DatasetError(f"'{path}' has shape {shape}; a 3-D volume is expected.")
-    if image_shape[:3] != label_shape[:3]:
-        raise DatasetError(f"image '{image}' has shape {image_shape} but its label '{label}' has shape {label_shape}.")
+def check_pair(image: str, label: str, check_label_values: bool = True) -> None:
+    """Check that ``image`` and ``label`` are readable 3-D volumes on the same grid, with a binary label.
+
+    Shapes and affines come from the headers; with ``check_label_values`` the label's voxels are read too (a label
+    compresses well, so this is quick) and must all be 0 or 1.
+    """
+    image_img, label_img = _load_volume(image), _load_volume(label)
+    if image_img.shape[:3] != label_img.shape[:3]:
+        raise DatasetError(
+            f"image '{image}' has shape {tuple(image_img.shape)} but its label '{label}' has shape {tuple(label_img.shape)}."
+        )
+    if not np.allclose(image_img.affine, label_img.affine, atol=AFFINE_TOLERANCE_MM):
+        raise DatasetError(
+            f"image '{image}' and its label '{label}' are on different grids (affines differ by up to "
+            f"{np.abs(image_img.affine - label_img.affine).max():.4g} mm):\n{image_img.affine}\nvs\n{label_img.affine}"
+        )
+    if check_label_values:
+        try:
+            values = np.asarray(label_img.dataobj)
+        except Exception as e:
+            raise DatasetError(f"'{label}' is not a readable NIfTI file: {type(e).__name__}: {e}.") from None
+        binary = (values == 0) | (values == 1)
+        if not binary.all():
+            found = np.unique(values[~binary])[:5]
+            raise DatasetError(f"label '{label}' must hold only 0 and 1 (vessel), but has values such as {found.tolist()}.")
 
 
 def check_items(items: list[dict[str, str]]) -> None:
@@ -114,4 +141,4 @@ def check_items(items: list[dict[str, str]]) -> None:
         if "label" in item:
             check_pair(item["image"], item["label"])
         else:
-            _header_shape(item["image"])
+            _load_volume(item["image"])

@@ -10,6 +10,7 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 
+from pipeline.errors import SettingsError
 from pipeline.phantoms.volume import PhantomConfig, make_phantom
 
 __all__ = ["write_nifti", "write_phantom_dataset", "split_counts"]
@@ -35,9 +36,9 @@ def split_counts(n_cases: int, fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> 
     ``n_cases``.
     """
     if n_cases < 1:
-        raise ValueError(f"n_cases must be >= 1, got {n_cases}.")
+        raise SettingsError(f"n_cases must be >= 1, got {n_cases}.")
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-        raise ValueError(f"fractions must be three non-negative numbers (train, validation, test), got {fractions}.")
+        raise SettingsError(f"fractions must be three non-negative numbers (train, validation, test), got {fractions}.")
     raw = [n_cases * f / float(sum(fractions)) for f in fractions]
     counts = [int(np.floor(r)) for r in raw]
     by_remainder = sorted(range(3), key=lambda i: (counts[i] - raw[i], i))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from pipeline.errors import SettingsError
 from pipeline.phantoms.tree import TreeConfig, VesselTree, grow_forest
 
 __all__ = ["PhantomConfig", "Phantom", "make_phantom", "phantom_affine", "signed_distance_to_tubes"]
@@ -41,6 +42,16 @@ class PhantomConfig:
     blur_mm: float = 0.3
     noise_hu: float = 20.0
     tree: TreeConfig = field(default_factory=TreeConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 3 or any(int(s) < 8 for s in self.shape):
+            raise SettingsError(f"shape must be three sizes of at least 8 voxels, got {tuple(self.shape)}.")
+        if len(self.spacing) != 3 or any(not s > 0 for s in self.spacing):
+            raise SettingsError(f"spacing must be three positive sizes in mm, got {tuple(self.spacing)}.")
+        if self.n_trees < 1:
+            raise SettingsError(f"n_trees must be >= 1, got {self.n_trees}.")
+        if not self.lumen_hu[0] <= self.lumen_hu[1]:
+            raise SettingsError(f"lumen_hu must be (low, high) with low <= high, got {self.lumen_hu}.")
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """End-to-end workflows: training and checkpoint evaluation."""
 
-from pipeline.workflows.config import TrainingConfig
+from pipeline.workflows.config import DEFAULT_DATA, TrainingConfig, resolve_device
 from pipeline.workflows.prediction import CaseScore, format_case_table, load_network, predict_and_score
-from pipeline.workflows.training import TrainingResult, resolve_device, run_training
+from pipeline.workflows.training import TrainingResult, run_training
 
 __all__ = [
     "CaseScore",
+    "DEFAULT_DATA",
     "TrainingConfig",
     "TrainingResult",
     "format_case_table",

@@ -4,15 +4,41 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from pipeline.errors import SettingsError
 from transforms import DEFAULT_HU_WINDOW
 
-__all__ = ["TrainingConfig", "CONFIG_NAME"]
+__all__ = ["TrainingConfig", "CONFIG_NAME", "DEFAULT_DATA", "resolve_device"]
 
 CONFIG_NAME = "config.json"
+
+#: the repository's sample data, whatever the current folder
+DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "data_samples")
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU; ``"cuda[:N]"`` must be available.
+
+    Raises:
+        SettingsError: a name other than ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, or CUDA asked for without a GPU.
+    """
+    if not _DEVICE.match(name):
+        raise SettingsError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}.")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise SettingsError(f"device {name!r} asked for, but this torch sees {torch.cuda.device_count()} CUDA devices.")
+    return torch.device(name)
 
 
 @dataclass
@@ -39,7 +65,7 @@ class TrainingConfig:
         progress_bar: show Ignite's tqdm progress bar.
     """
 
-    dataset_dir: str = "data_samples"
+    dataset_dir: str = DEFAULT_DATA
     datalist: str | None = None
     output_dir: str = "runs/demo"
     epochs: int = 40
@@ -64,16 +90,18 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "val_interval", "batch_size", "num_samples"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if len(self.patch_size) != 3 or any(p < 1 for p in self.patch_size):
-            raise ValueError(f"patch_size must be three positive sizes, got {self.patch_size}.")
+            raise SettingsError(f"patch_size must be three positive sizes, got {self.patch_size}.")
         factor = 1
         for s in self.strides:
             factor *= s
         if any(p % factor for p in self.patch_size):
-            raise ValueError(f"patch_size {tuple(self.patch_size)} must be divisible by {factor} (product of strides).")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}.")
+            raise SettingsError(f"patch_size {tuple(self.patch_size)} must be divisible by {factor} (product of strides).")
+        if not _DEVICE.match(self.device):
+            raise SettingsError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
+        if self.learning_rate <= 0:
+            raise SettingsError(f"learning_rate must be > 0, got {self.learning_rate}.")
 
     def network_args(self) -> dict[str, Any]:
         """Keyword arguments of :func:`pipeline.networks.create_unet`."""
@@ -96,7 +124,7 @@ class TrainingConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown keys {unknown} in '{path}'; valid keys: {sorted(known)}.")
+            raise SettingsError(f"unknown keys {unknown} in '{path}'; valid keys: {sorted(known)}.")
         for key in ("patch_size", "pixdim", "hu_window", "channels", "strides"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.data import decollate_batch
-from monai.inferers import SlidingWindowInferer
 from monai.metrics import compute_dice
 from monai.transforms import EnsureChannelFirst, LoadImage
 
 from pipeline.data import DatasetError, make_loader
+from pipeline.engines import create_inferer
+from pipeline.errors import CheckpointError
 from pipeline.networks import create_unet
 from pipeline.workflows.config import CONFIG_NAME, TrainingConfig
 from transforms import get_inference_transforms, get_post_transforms
@@ -40,22 +41,35 @@ def load_network(checkpoint: str | Path, config: TrainingConfig | None = None) -
     """Rebuild the network of a training run and load its weights (``torch.load(weights_only=True)``).
 
     The run's ``config.json`` is looked up next to the checkpoint folder unless ``config`` is given.
+
+    Raises:
+        CheckpointError: missing file or config, a file ``weights_only`` loading refuses (corrupt, or a pickle that
+            would run code), or weights that do not fit the network of the config.
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise DatasetError(f"checkpoint '{checkpoint}' does not exist.")
+        raise CheckpointError(f"checkpoint '{checkpoint}' does not exist.")
     if config is None:
         candidates = [checkpoint.parent / CONFIG_NAME, checkpoint.parent.parent / CONFIG_NAME]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise DatasetError(f"no {CONFIG_NAME} next to checkpoint '{checkpoint}' (looked in {[str(c) for c in candidates]}).")
+            raise CheckpointError(f"no {CONFIG_NAME} next to checkpoint '{checkpoint}' (looked in {[str(c) for c in candidates]}).")
         config = TrainingConfig.load(found)
     network = create_unet(**config.network_args())
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DatasetError(f"checkpoint '{checkpoint}' cannot be loaded safely: {e}") from None
-    network.load_state_dict(state["network"] if "network" in state else state)
+        raise CheckpointError(f"checkpoint '{checkpoint}' cannot be loaded safely: {type(e).__name__}: {e}".strip()) from None
+    weights = state.get("network", state) if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"checkpoint '{checkpoint}' holds no state dict (found {type(state).__name__}).")
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise CheckpointError(
+            f"checkpoint '{checkpoint}' does not fit the network of its config {config.network_args()}: {first}"
+        ) from None
     return network, config
 
 
@@ -81,7 +95,7 @@ def predict_and_score(
     pre = get_inference_transforms(pixdim=config.pixdim, hu_window=config.hu_window)
     post = get_post_transforms(pre, output_dir=None if output_dir is None else str(output_dir))
     loader = make_loader([{"image": it["image"]} for it in items], pre, cache=False)
-    inferer = SlidingWindowInferer(roi_size=tuple(config.patch_size), sw_batch_size=4, overlap=0.25)
+    inferer = create_inferer(config.patch_size)
     load_label = LoadImage(image_only=True)
     to_channel_first = EnsureChannelFirst()
     network = network.to(device).eval()
@@ -95,7 +109,7 @@ def predict_and_score(
             if tuple(pred.shape) != tuple(label.shape):
                 raise DatasetError(f"prediction of '{item['image']}' has shape {tuple(pred.shape)}, label {tuple(label.shape)}.")
             label_bin = (label > 0.5).float()
-            spacing = tuple(float(s) for s in np.sqrt((np.asarray(label.affine)[:3, :3] ** 2).sum(0)))
+            spacing = tuple(float(s) for s in np.sqrt((np.asarray(pred.affine)[:3, :3] ** 2).sum(0)))
             voxel_ml = float(np.prod(spacing)) / 1000.0
             dice = compute_dice(pred[None].float(), label_bin[None], include_background=True, ignore_empty=False)
             name = Path(item["image"]).name.replace(".nii.gz", "").replace(".nii", "")

@@ -18,10 +18,10 @@ from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
 from pipeline.handlers import EpochSummaryLogger
 from pipeline.networks import create_unet
 from pipeline.plots import plot_training_curves
-from pipeline.workflows.config import CONFIG_NAME, TrainingConfig
+from pipeline.workflows.config import CONFIG_NAME, TrainingConfig, resolve_device
 from transforms import get_train_transforms, get_val_transforms
 
-__all__ = ["TrainingResult", "run_training", "resolve_device", "BEST_CHECKPOINT", "FINAL_CHECKPOINT"]
+__all__ = ["TrainingResult", "run_training", "BEST_CHECKPOINT", "FINAL_CHECKPOINT"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +42,6 @@ class TrainingResult:
     seconds: float = 0.0
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def run_training(config: TrainingConfig) -> TrainingResult:
     """Train a UNet on the ``training`` list of the datalist and validate on its ``validation`` list.
 
@@ -63,6 +56,7 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     train_items = load_datalist(config.dataset_dir, "training", config.datalist)
     val_items = load_datalist(config.dataset_dir, "validation", config.datalist)
     check_items(train_items + val_items)
+    device = resolve_device(config.device)
 
     out = Path(config.output_dir)
     ckpt_dir = out / "checkpoints"
@@ -70,7 +64,6 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     config.save(out / CONFIG_NAME)
 
     set_determinism(seed=config.seed)
-    device = resolve_device(config.device)
     train_loader = make_loader(
         train_items,
         get_train_transforms(config.patch_size, config.num_samples, pixdim=config.pixdim, hu_window=config.hu_window),
@@ -89,13 +82,11 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     loss_function = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0)
 
     evaluator = create_evaluator(network, val_loader, device, roi_size=config.patch_size)
-    saver = CheckpointSaver(
-        save_dir=str(ckpt_dir),
-        save_dict={"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler},
-        save_key_metric=True,
-        key_metric_filename=BEST_CHECKPOINT,
+    state = {"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler}
+    best_saver = CheckpointSaver(
+        save_dir=str(ckpt_dir), save_dict=state, save_key_metric=True, key_metric_filename=BEST_CHECKPOINT
     )
-    saver.attach(evaluator)  # best model by the evaluator's key metric
+    best_saver.attach(evaluator)  # best model by the evaluator's key metric
     summary = EpochSummaryLogger(evaluator=evaluator)
     trainer = create_trainer(
         network,
@@ -108,16 +99,11 @@ def run_training(config: TrainingConfig) -> TrainingResult:
         val_interval=config.val_interval,
         lr_scheduler=lr_scheduler,
         progress_bar=config.progress_bar,
-        log_epochs=False,
+        epoch_logger=summary,
     )
-    summary.attach(trainer)
-    final_saver = CheckpointSaver(
-        save_dir=str(ckpt_dir),
-        save_dict={"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler},
-        save_final=True,
-        final_filename=FINAL_CHECKPOINT,
+    CheckpointSaver(save_dir=str(ckpt_dir), save_dict=state, save_final=True, final_filename=FINAL_CHECKPOINT).attach(
+        trainer
     )
-    final_saver.attach(trainer)
 
     logger.info(
         "training on %d volumes, validating on %d, %d epochs, device %s", len(train_items), len(val_items), config.epochs, device
@@ -127,7 +113,9 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     seconds = time.perf_counter() - start
     set_determinism(seed=None)
 
-    (out / "history.json").write_text(json.dumps(summary.history, indent=2) + "\n")
+    # strict JSON: a NaN loss is written as null
+    history = [{k: (None if v != v else v) for k, v in h.items()} for h in summary.history]
+    (out / "history.json").write_text(json.dumps(history, indent=2, allow_nan=False) + "\n")
     plot_training_curves(summary.history, out / "training_curves.png", title=f"{out.name}: UNet, DiceFocalLoss")
     return TrainingResult(
         output_dir=out,
