@@ -10,6 +10,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -109,10 +110,8 @@ def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device) -> l
     print(f"\n{split} cases scored on their original grid ({checkpoint}):\n")
     print(format_case_table(scores))
     if output_dir is not None:
-        rows = [
-            {"case": s.case, "dice": s.dice, "label_ml": s.label_ml, "pred_ml": s.pred_ml, "prediction": str(s.prediction)}
-            for s in scores
-        ]
+        rows = [{**dataclasses.asdict(s), "prediction": str(s.prediction)} for s in scores]
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")
     return scores
 

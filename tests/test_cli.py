@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nibabel as nib
+import pytest
 import numpy as np
 
 from pipeline.cli import main
@@ -59,3 +60,17 @@ def test_module_entry_point_reports_errors(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith(f"error: checkpoint '{tmp_path / 'none.pt'}' does not exist.")
     assert "Traceback" not in proc.stderr
+
+
+def test_evaluate_into_a_new_folder(tiny_dataset, tmp_path):
+    """``evaluate --output-dir`` creates the folder and writes every per-case field to scores.json."""
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--dataset-dir", str(tiny_dataset), "--output-dir", str(run), "--epochs", "1",
+                 "--patch-size", "32", "32", "32", "--no-progress", "--device", "cpu"]) == 0
+    out = tmp_path / "new" / "eval"
+    assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoints" / "final_model.pt"),
+                 "--dataset-dir", str(tiny_dataset), "--split", "validation", "--output-dir", str(out)]) == 0
+    (row,) = json.loads((out / "scores.json").read_text())
+    assert row["case"] == "coronary_003_image" and row["shape"] == [48, 48, 32]
+    assert row["spacing_mm"] == pytest.approx([0.4, 0.4, 0.6])
+    assert Path(row["prediction"]).is_file()
