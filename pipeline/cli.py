@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.workflows.config import DEFAULT_DATA
+
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("pipeline")
-
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data_samples"  # as pipeline.workflows.DEFAULT_DATA, light import
 
 
 def _add_training_args(p: argparse.ArgumentParser, dataset_dir: Path | str, output_dir: str) -> None:

@@ -13,6 +13,7 @@ from monai.inferers import SlidingWindowInferer
 from monai.metrics import DiceMetric
 from monai.transforms import Compose
 
+from pipeline.errors import SettingsError
 from pipeline.handlers import EpochSummaryLogger
 from transforms import get_binary_postprocessing
 
@@ -109,9 +110,9 @@ def create_trainer(
             your own to keep its ``history``.
     """
     if max_epochs < 1:
-        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}.")
+        raise SettingsError(f"max_epochs must be >= 1, got {max_epochs}.")
     if val_interval < 1:
-        raise ValueError(f"val_interval must be >= 1, got {val_interval}.")
+        raise SettingsError(f"val_interval must be >= 1, got {val_interval}.")
     handlers: list = []
     if lr_scheduler is not None:
         handlers.append(LrScheduleHandler(lr_scheduler=lr_scheduler, print_lr=False))

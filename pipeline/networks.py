@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from monai.networks.nets import UNet
 
+from pipeline.errors import SettingsError
+
 __all__ = ["create_unet"]
 
 
@@ -31,7 +33,7 @@ def create_unet(
         out_channels: output channels (logits).
     """
     if len(channels) != len(strides) + 1:
-        raise ValueError(f"channels needs one entry more than strides, got channels={channels}, strides={strides}.")
+        raise SettingsError(f"channels needs one entry more than strides, got channels={channels}, strides={strides}.")
     return UNet(
         spatial_dims=3,
         in_channels=in_channels,

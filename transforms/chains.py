@@ -126,7 +126,8 @@ def get_train_transforms(
     crop_foreground: bool = True,
 ) -> Compose:
     """Training chain: preprocessing, padding to at least ``patch_size``, ``num_samples`` patches per volume centred
-    on vessel/background voxels in the ratio ``pos:neg``, random flips on all axes, in-plane 90-degree rotations and intensity scale/shift.
+    on vessel/background voxels in the ratio ``pos:neg``, random flips on all axes, in-plane 90-degree rotations and
+    intensity scale/shift.
 
     Args:
         patch_size: patch size in voxels (after resampling).

@@ -24,14 +24,18 @@ DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "data_samples")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
+def _check_device_name(name: str) -> None:
+    if not _DEVICE.match(name):
+        raise SettingsError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}.")
+
+
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` picks CUDA when available, else the CPU; ``"cuda[:N]"`` must be available.
 
     Raises:
         SettingsError: a name other than ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, or CUDA asked for without a GPU.
     """
-    if not _DEVICE.match(name):
-        raise SettingsError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}.")
+    _check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
@@ -98,8 +102,7 @@ class TrainingConfig:
             factor *= s
         if any(p % factor for p in self.patch_size):
             raise SettingsError(f"patch_size {tuple(self.patch_size)} must be divisible by {factor} (product of strides).")
-        if not _DEVICE.match(self.device):
-            raise SettingsError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
+        _check_device_name(self.device)
         if self.learning_rate <= 0:
             raise SettingsError(f"learning_rate must be > 0, got {self.learning_rate}.")
 
