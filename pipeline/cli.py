@@ -3,8 +3,12 @@
 Commands:
     demo            train on data_samples/, evaluate the held-out test cases, print a per-case table
     train           train on a dataset folder with an MSD-style dataset.json
-    evaluate        score a trained checkpoint on a list of the datalist (predictions written as NIfTI)
+    evaluate        score prediction NIfTI files against label files (--pred/--label or --pairs), or a trained
+                    checkpoint on a list of the datalist (--checkpoint: infer, then score)
+    infer           sliding-window inference of NIfTI images with a checkpoint, written on each input's grid
     make-phantoms   generate synthetic coronary-like CT volumes and labels
+
+Exit codes: 0 done, 1 some case could not be scored (the reasons are in the table and the CSV), 2 bad command input.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.data.datalist import AFFINE_TOLERANCE_MM
 from pipeline.workflows.config import DEFAULT_DATA
 
 __all__ = ["main", "build_parser"]
@@ -48,13 +53,38 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a UNet on a dataset folder")
     _add_training_args(train, DEFAULT_DATA, "runs/train")
 
-    ev = sub.add_parser("evaluate", help="score a trained checkpoint on one list of a datalist")
-    ev.add_argument("--checkpoint", required=True, help="checkpoint file (its run's config.json is found next to it)")
-    ev.add_argument("--dataset-dir", default=str(DEFAULT_DATA))
-    ev.add_argument("--datalist", default=None)
-    ev.add_argument("--split", default="test", help="list of the datalist to score (default: test)")
-    ev.add_argument("--output-dir", default=None, help="write predictions (NIfTI) and scores.json here")
-    ev.add_argument("--device", default="auto")
+    ev = sub.add_parser(
+        "evaluate",
+        help="score prediction files against labels (--pred/--label or --pairs), or a checkpoint (--checkpoint)",
+        description="Score binary (or, with --labels, multi-label) prediction NIfTI files against their labels in mm: "
+        "Dice, IoU, precision, recall, volume difference, clDice, HD95, ASSD, NSD, component counts. Writes "
+        "cases.csv, summary.json and evaluation.png to --out. With --checkpoint, the datalist's images are "
+        "predicted first (the former behaviour of this command).",
+    )
+    files = ev.add_argument_group("scoring files")
+    files.add_argument("--pred", default=None, help="folder of prediction NIfTI files")
+    files.add_argument("--label", default=None, help="folder of label NIfTI files (paired by name)")
+    files.add_argument("--pairs", default=None, help="CSV or JSON list of prediction/label pairs instead")
+    files.add_argument("--tolerance-mm", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
+    files.add_argument("--labels", type=int, nargs="+", default=None, help="label values of multi-label files")
+    files.add_argument("--betti1", action="store_true", help="also count tunnels (first Betti number)")
+    files.add_argument("--geometry-tolerance-mm", type=float, default=AFFINE_TOLERANCE_MM,
+                       help="largest affine difference between prediction and label (mm)")
+    files.add_argument("--workers", type=int, default=1, help="worker processes")
+    ev.add_argument("--out", "--output-dir", dest="out", default=None,
+                    help="write cases.csv, summary.json, evaluation.png (and predictions with --checkpoint) here")
+    ckpt = ev.add_argument_group("scoring a checkpoint")
+    ckpt.add_argument("--checkpoint", default=None, help="checkpoint file (its run's config.json is found next to it)")
+    ckpt.add_argument("--dataset-dir", default=str(DEFAULT_DATA))
+    ckpt.add_argument("--datalist", default=None)
+    ckpt.add_argument("--split", default="test", help="list of the datalist to score (default: test)")
+    ckpt.add_argument("--device", default="auto")
+
+    inf = sub.add_parser("infer", help="predict NIfTI images with a checkpoint, on each input's grid and affine")
+    inf.add_argument("--checkpoint", required=True, help="checkpoint file (its run's config.json is found next to it)")
+    inf.add_argument("--input", required=True, nargs="+", help="NIfTI files, or folders of them")
+    inf.add_argument("--out", required=True, help="folder for <name>_pred.nii.gz")
+    inf.add_argument("--device", default="auto")
 
     ph = sub.add_parser("make-phantoms", help="generate synthetic coronary-like CT volumes and labels")
     ph.add_argument("--out", required=True, help="output folder")
@@ -97,27 +127,101 @@ def _train(args: argparse.Namespace):
     return result
 
 
-def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device) -> list:
+def _score_files(pairs, out, settings, workers: int, title: str):
+    from pipeline.evaluation import format_results_table, run_evaluation
+
+    report = run_evaluation(pairs, out, settings, workers)
+    print(f"\n{title}\n")
+    print(format_results_table(report.results))
+    if report.files:
+        print(f"\nwrote {', '.join(str(p) for p in report.files.values())}")
+    if report.n_failed:
+        print(f"error: {report.n_failed} of {len(report.results)} cases could not be scored (see the table).", file=sys.stderr)
+    return report
+
+
+def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device):
+    """Predict one list of the datalist with a checkpoint, print the Dice table, then score the written predictions
+    with the evaluation tool (into ``output_dir/evaluation``)."""
+    import tempfile
+
     from pipeline.data import check_items, load_datalist
+    from pipeline.evaluation import CasePair, EvaluationSettings
     from pipeline.workflows import format_case_table, load_network, predict_and_score, resolve_device
 
     device = resolve_device(device)
     items = load_datalist(dataset_dir, split, datalist)
     check_items(items)
     network, config = load_network(checkpoint)
-    pred_dir = None if output_dir is None else Path(output_dir) / "predictions"
-    scores = predict_and_score(network, config, items, device, pred_dir)
-    print(f"\n{split} cases scored on their original grid ({checkpoint}):\n")
-    print(format_case_table(scores))
-    if output_dir is not None:
-        rows = [{**dataclasses.asdict(s), "prediction": str(s.prediction)} for s in scores]
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(output_dir) / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")
-    return scores
+    with tempfile.TemporaryDirectory() as tmp:
+        pred_dir = Path(tmp) if output_dir is None else Path(output_dir) / "predictions"
+        scores = predict_and_score(network, config, items, device, pred_dir)
+        print(f"\n{split} cases scored on their original grid ({checkpoint}):\n")
+        print(format_case_table(scores))
+        if output_dir is not None:
+            rows = [{**dataclasses.asdict(s), "prediction": str(s.prediction)} for s in scores]
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(output_dir) / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")
+        pairs = [CasePair(s.case, s.prediction, Path(it["label"])) for s, it in zip(scores, items)]
+        out = None if output_dir is None else Path(output_dir) / "evaluation"
+        report = _score_files(pairs, out, EvaluationSettings(), 1, "evaluation tool (mm, NSD tolerance 1 mm):")
+    return scores, report
+
+
+def _evaluate_files(args: argparse.Namespace):
+    from pipeline.errors import InputError
+    from pipeline.evaluation import EvaluationSettings, pair_by_name, read_pairs_file
+
+    if args.pairs is not None and (args.pred or args.label):
+        raise InputError("give either --pairs or --pred with --label, not both.")
+    if args.pairs is None and not (args.pred and args.label):
+        raise InputError("evaluate needs --pred DIR and --label DIR, or --pairs LIST (or --checkpoint to score a checkpoint).")
+    pairs = read_pairs_file(args.pairs) if args.pairs else pair_by_name(args.pred, args.label)
+    settings = EvaluationSettings(
+        tolerance_mm=args.tolerance_mm,
+        labels=None if args.labels is None else tuple(args.labels),
+        betti1=args.betti1,
+        geometry_tolerance_mm=args.geometry_tolerance_mm,
+    )
+    return _score_files(pairs, args.out, settings, args.workers, f"{len(pairs)} cases (mm, NSD tolerance {args.tolerance_mm:g} mm):")
+
+
+def _input_images(inputs: Sequence[str]) -> list[str]:
+    from pipeline.errors import InputError
+    from pipeline.evaluation.pairing import NIFTI_SUFFIXES
+
+    images = []
+    for entry in inputs:
+        path = Path(entry)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.name.lower().endswith(NIFTI_SUFFIXES))
+            if not found:
+                raise InputError(f"input folder '{path}' holds no NIfTI file (*.nii, *.nii.gz).")
+            images += found
+        elif path.is_file():
+            images.append(str(path))
+        else:
+            raise InputError(f"input '{path}' is neither a NIfTI file nor a folder.")
+    return images
+
+
+def _infer(args: argparse.Namespace) -> list:
+    from pipeline.data import check_items
+    from pipeline.workflows import load_network, resolve_device
+    from pipeline.workflows.prediction import predict_volumes
+
+    images = _input_images(args.input)
+    check_items([{"image": image} for image in images])
+    network, config = load_network(args.checkpoint)
+    written = predict_volumes(network, config, images, resolve_device(args.device), args.out)
+    for image, pred in zip(images, written):
+        print(f"{image} -> {pred}")
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; returns the exit code: 0 done, 2 bad input (the reason in one line on stderr).
+    """Run a command; returns the exit code: 0 done, 1 some case could not be scored, 2 bad input (the reason in one
+    line on stderr).
 
     Anything else that goes wrong is a bug, not bad input, and keeps its traceback.
     """
@@ -141,10 +245,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "train":
             _train(args)
         elif args.command == "evaluate":
-            _evaluate(args.checkpoint, args.dataset_dir, args.datalist, args.split, args.output_dir, args.device)
+            if args.checkpoint is not None:
+                _, report = _evaluate(args.checkpoint, args.dataset_dir, args.datalist, args.split, args.out, args.device)
+            else:
+                report = _evaluate_files(args)
+            return 1 if report.n_failed else 0
+        elif args.command == "infer":
+            _infer(args)
         elif args.command == "demo":
             result = _train(args)
-            _evaluate(result.best_checkpoint, args.dataset_dir, args.datalist, "test", result.output_dir, args.device or "auto")
+            _, report = _evaluate(result.best_checkpoint, args.dataset_dir, args.datalist, "test", result.output_dir, args.device or "auto")
+            return 1 if report.n_failed else 0
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from monai.metrics import DiceMetric
 from monai.transforms import Compose
 
 from pipeline.errors import SettingsError
+from pipeline.evaluation.ignite_metric import VesselMetric
 from pipeline.handlers import EpochSummaryLogger
 from transforms import get_binary_postprocessing
 
@@ -39,6 +40,8 @@ def create_evaluator(
     threshold: float = 0.5,
     val_handlers: Sequence | None = None,
     amp: bool = False,
+    extra_metrics: Sequence[str] = (),
+    tolerance_mm: float = 1.0,
 ) -> SupervisedEvaluator:
     """A :class:`~monai.engines.SupervisedEvaluator` that runs sliding-window inference on whole volumes and reports
     the mean Dice of the thresholded prediction as its key metric (``VAL_KEY_METRIC``). A case whose label and
@@ -54,7 +57,15 @@ def create_evaluator(
         threshold: probability threshold for the binary mask.
         val_handlers: extra handlers attached to the evaluator.
         amp: automatic mixed precision.
+        extra_metrics: more metrics of the evaluation tool (:data:`pipeline.evaluation.METRICS`, e.g. ``"HD95_mm"``,
+            ``"NSD"``, ``"clDice"``), each reported as ``val_<name in lower case>`` (``val_hd95_mm``) by a
+            :class:`~pipeline.evaluation.VesselMetric` in millimetres, the spacing read from each volume's affine.
+        tolerance_mm: NSD tolerance in mm for ``extra_metrics``.
     """
+    additional = {
+        f"val_{name.lower()}": VesselMetric(name, tolerance_mm=tolerance_mm, output_transform=from_engine(["pred", "label"]))
+        for name in extra_metrics
+    }
     return SupervisedEvaluator(
         device=torch.device(device),
         val_data_loader=val_loader,
@@ -67,6 +78,7 @@ def create_evaluator(
                 output_transform=from_engine(["pred", "label"]),
             )
         },
+        additional_metrics=additional or None,
         val_handlers=list(val_handlers or []),
         amp=amp,
     )

@@ -108,21 +108,41 @@ def _load_volume(path: str) -> nib.Nifti1Image:
     return img
 
 
-def check_pair(image: str, label: str, check_label_values: bool = True) -> None:
+def check_pair(
+    image: str,
+    label: str,
+    check_label_values: bool = True,
+    tolerance_mm: float = AFFINE_TOLERANCE_MM,
+    roles: tuple[str, str] = ("image", "label"),
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
     """Check that ``image`` and ``label`` are readable 3-D volumes on the same grid, with a binary label.
 
     Shapes and affines come from the headers; with ``check_label_values`` the label's voxels are read too (a label
     compresses well, so this is quick) and must all be 0 or 1.
+
+    Args:
+        image: the first file (an image, or a prediction when scoring).
+        label: the second file, which must lie on the grid of the first.
+        check_label_values: also read the label's voxels and require 0 and 1 only.
+        tolerance_mm: largest difference between the two affines (mm) that still counts as the same grid.
+        roles: what the two files are, for the messages (e.g. ``("prediction", "label")``).
+
+    Returns:
+        the two NIfTI images (headers read, voxels not yet unless ``check_label_values``).
     """
+    first, second = roles
     image_img, label_img = _load_volume(image), _load_volume(label)
     if image_img.shape[:3] != label_img.shape[:3]:
         raise DatasetError(
-            f"image '{image}' has shape {tuple(image_img.shape)} but its label '{label}' has shape {tuple(label_img.shape)}."
+            f"{first} '{image}' has shape {tuple(image_img.shape)} but its {second} '{label}' has shape {tuple(label_img.shape)}."
         )
-    if not np.allclose(image_img.affine, label_img.affine, atol=AFFINE_TOLERANCE_MM):
+    if not np.allclose(image_img.affine, label_img.affine, rtol=0.0, atol=tolerance_mm):
+        spacings = [tuple(round(float(v), 4) for v in np.linalg.norm(img.affine[:3, :3], axis=0)) for img in (image_img, label_img)]
+        spacing_note = f"; spacing {spacings[0]} vs {spacings[1]} mm" if spacings[0] != spacings[1] else ""
         raise DatasetError(
-            f"image '{image}' and its label '{label}' are on different grids (affines differ by up to "
-            f"{np.abs(image_img.affine - label_img.affine).max():.4g} mm):\n{image_img.affine}\nvs\n{label_img.affine}"
+            f"{first} '{image}' and its {second} '{label}' are on different grids (affines differ by up to "
+            f"{np.abs(image_img.affine - label_img.affine).max():.4g} mm){spacing_note}; tolerance {tolerance_mm:g} mm:\n"
+            f"{image_img.affine}\nvs\n{label_img.affine}"
         )
     if check_label_values:
         try:
@@ -132,7 +152,8 @@ def check_pair(image: str, label: str, check_label_values: bool = True) -> None:
         binary = (values == 0) | (values == 1)
         if not binary.all():
             found = np.unique(values[~binary])[:5]
-            raise DatasetError(f"label '{label}' must hold only 0 and 1 (vessel), but has values such as {found.tolist()}.")
+            raise DatasetError(f"{second} '{label}' must hold only 0 and 1 (vessel), but has values such as {found.tolist()}.")
+    return image_img, label_img
 
 
 def check_items(items: list[dict[str, str]]) -> None:

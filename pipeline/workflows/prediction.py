@@ -1,10 +1,11 @@
-"""Predict whole volumes with a trained checkpoint and score them on their original grid."""
+"""Predict whole volumes with a trained checkpoint, on their original grid; write them as NIfTI and score them."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -15,11 +16,12 @@ from monai.transforms import EnsureChannelFirst, LoadImage
 from pipeline.data import DatasetError, make_loader
 from pipeline.engines import create_inferer
 from pipeline.errors import CheckpointError
+from pipeline.evaluation.loading import spacing_of
 from pipeline.networks import create_unet
 from pipeline.workflows.config import CONFIG_NAME, TrainingConfig
 from transforms import get_inference_transforms, get_post_transforms
 
-__all__ = ["CaseScore", "load_network", "predict_and_score", "format_case_table"]
+__all__ = ["CaseScore", "load_network", "predict_and_score", "predict_volumes", "format_case_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,64 @@ def load_network(checkpoint: str | Path, config: TrainingConfig | None = None) -
     return network, config
 
 
+def _case_name(path: str | Path) -> str:
+    return Path(path).name.replace(".nii.gz", "").replace(".nii", "")
+
+
+def _predict(
+    network: torch.nn.Module,
+    config: TrainingConfig,
+    images: list[str],
+    device: torch.device | str,
+    output_dir: str | Path | None,
+) -> Iterator[tuple[str, torch.Tensor, Path | None]]:
+    """Sliding-window prediction of each image, thresholded and inverted to the image's original grid and affine.
+
+    Yields:
+        the image path, the binary prediction (a ``(1, X, Y, Z)`` MetaTensor) and the file it was written to
+        (``output_dir/<image name>_pred.nii.gz``, uint8) or ``None``.
+    """
+    pre = get_inference_transforms(pixdim=config.pixdim, hu_window=config.hu_window)
+    post = get_post_transforms(pre, output_dir=None if output_dir is None else str(output_dir))
+    loader = make_loader([{"image": image} for image in images], pre, cache=False)
+    inferer = create_inferer(config.patch_size)
+    network = network.to(device).eval()
+    with torch.no_grad():
+        for image, batch in zip(images, loader):
+            batch["pred"] = inferer(batch["image"].to(device), network).cpu()
+            pred = post(decollate_batch(batch)[0])["pred"]
+            saved = Path(output_dir) / f"{_case_name(image)}_pred.nii.gz" if output_dir is not None else None
+            yield image, pred, saved
+
+
+def predict_volumes(
+    network: torch.nn.Module,
+    config: TrainingConfig,
+    images: list[str],
+    device: torch.device | str = "cpu",
+    output_dir: str | Path = "predictions",
+) -> list[Path]:
+    """Predict each NIfTI image with sliding-window inference and write the binary mask on the image's original grid
+    and affine, as ``output_dir/<image name>_pred.nii.gz`` (uint8), ready for ``vessel-pipeline evaluate``.
+
+    Args:
+        network: trained network (logits out).
+        config: the run's settings (preprocessing and window size).
+        images: NIfTI image files.
+        device: where to run the network.
+        output_dir: folder for the predictions (created if needed).
+
+    Returns:
+        the written files, in the order of ``images``.
+    """
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    written = []
+    for image, _, saved in _predict(network, config, images, device, output_dir):
+        logger.info("predicted %s -> %s", image, saved)
+        written.append(saved)
+    return written
+
+
 def predict_and_score(
     network: torch.nn.Module,
     config: TrainingConfig,
@@ -92,39 +152,29 @@ def predict_and_score(
     Returns:
         one :class:`CaseScore` per item, in order.
     """
-    pre = get_inference_transforms(pixdim=config.pixdim, hu_window=config.hu_window)
-    post = get_post_transforms(pre, output_dir=None if output_dir is None else str(output_dir))
-    loader = make_loader([{"image": it["image"]} for it in items], pre, cache=False)
-    inferer = create_inferer(config.patch_size)
     load_label = LoadImage(image_only=True)
     to_channel_first = EnsureChannelFirst()
-    network = network.to(device).eval()
     scores = []
-    with torch.no_grad():
-        for item, batch in zip(items, loader):
-            batch["pred"] = inferer(batch["image"].to(device), network).cpu()
-            out = post(decollate_batch(batch)[0])
-            pred = out["pred"]
-            label = to_channel_first(load_label(item["label"]))
-            if tuple(pred.shape) != tuple(label.shape):
-                raise DatasetError(f"prediction of '{item['image']}' has shape {tuple(pred.shape)}, label {tuple(label.shape)}.")
-            label_bin = (label > 0.5).float()
-            spacing = tuple(float(s) for s in np.sqrt((np.asarray(pred.affine)[:3, :3] ** 2).sum(0)))
-            voxel_ml = float(np.prod(spacing)) / 1000.0
-            dice = compute_dice(pred[None].float(), label_bin[None], include_background=True, ignore_empty=False)
-            name = Path(item["image"]).name.replace(".nii.gz", "").replace(".nii", "")
-            saved = Path(output_dir) / f"{name}_pred.nii.gz" if output_dir is not None else None
-            scores.append(
-                CaseScore(
-                    case=name,
-                    shape=tuple(label.shape[1:]),
-                    spacing_mm=spacing,
-                    label_ml=float(label_bin.sum()) * voxel_ml,
-                    pred_ml=float(pred.sum()) * voxel_ml,
-                    dice=float(dice.item()),
-                    prediction=saved,
-                )
+    labels = {it["image"]: it["label"] for it in items}
+    for image, pred, saved in _predict(network, config, [it["image"] for it in items], device, output_dir):
+        label = to_channel_first(load_label(labels[image]))
+        if tuple(pred.shape) != tuple(label.shape):
+            raise DatasetError(f"prediction of '{image}' has shape {tuple(pred.shape)}, label {tuple(label.shape)}.")
+        label_bin = (label > 0.5).float()
+        spacing = spacing_of(np.asarray(pred.affine))
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        dice = compute_dice(pred[None].float(), label_bin[None], include_background=True, ignore_empty=False)
+        scores.append(
+            CaseScore(
+                case=_case_name(image),
+                shape=tuple(label.shape[1:]),
+                spacing_mm=spacing,
+                label_ml=float(label_bin.sum()) * voxel_ml,
+                pred_ml=float(pred.sum()) * voxel_ml,
+                dice=float(dice.item()),
+                prediction=saved,
             )
+        )
     return scores
 
 

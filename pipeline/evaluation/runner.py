@@ -1,0 +1,150 @@
+"""Scoring many cases: one case per task, optionally in worker processes; a bad case is reported, never fatal."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Iterable, Sequence
+
+from pipeline.data.datalist import AFFINE_TOLERANCE_MM
+from pipeline.errors import InputError, SettingsError
+from pipeline.evaluation.loading import load_pair
+from pipeline.evaluation.metrics import binary_metrics, empty_flag
+from pipeline.evaluation.pairing import CasePair
+
+__all__ = ["CaseResult", "EvaluationSettings", "evaluate_case", "evaluate_pairs", "failed"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How cases are scored.
+
+    Args:
+        tolerance_mm: NSD tolerance in mm.
+        labels: label values to score in multi-label files; ``None`` for binary files (scored as label 1).
+        betti1: also compute the first Betti numbers (tunnels) from the Euler characteristic.
+        geometry_tolerance_mm: largest difference between the affines of prediction and label.
+    """
+
+    tolerance_mm: float = 1.0
+    labels: tuple[int, ...] | None = None
+    betti1: bool = False
+    geometry_tolerance_mm: float = AFFINE_TOLERANCE_MM
+
+    def __post_init__(self) -> None:
+        if not self.tolerance_mm >= 0:
+            raise SettingsError(f"tolerance_mm must be >= 0 (mm), got {self.tolerance_mm}.")
+        if not self.geometry_tolerance_mm >= 0:
+            raise SettingsError(f"geometry_tolerance_mm must be >= 0 (mm), got {self.geometry_tolerance_mm}.")
+        if self.labels is not None and (not self.labels or any(int(v) < 1 for v in self.labels)):
+            raise SettingsError(f"labels must be one or more label values >= 1, got {self.labels}.")
+
+    @property
+    def label_values(self) -> tuple[int, ...]:
+        """The label values scored (``(1,)`` for binary files)."""
+        return tuple(int(v) for v in self.labels) if self.labels is not None else (1,)
+
+
+@dataclass
+class CaseResult:
+    """The scores of one case, or why it could not be scored.
+
+    Attributes:
+        case: case name.
+        prediction: prediction file (``None`` if missing).
+        label: label file (``None`` if missing).
+        metrics: label value -> metric name -> value; empty when the case failed.
+        empty: label value -> ``""``, ``"pred"``, ``"label"`` or ``"both"`` (see :func:`empty_flag`).
+        spacing: voxel size in mm from the headers.
+        error: the reason the case failed, ``None`` if it was scored.
+        seconds: time spent on the case.
+    """
+
+    case: str
+    prediction: str | None
+    label: str | None
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    empty: dict[int, str] = field(default_factory=dict)
+    spacing: tuple[float, ...] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def evaluate_case(pair: CasePair, settings: EvaluationSettings = EvaluationSettings()) -> CaseResult:
+    """Read, check and score one case. A file that fails a check gives a failed result with the reason; anything
+    else that goes wrong is a bug and raises."""
+    start = time.perf_counter()
+    result = CaseResult(
+        pair.case,
+        None if pair.prediction is None else str(pair.prediction),
+        None if pair.label is None else str(pair.label),
+    )
+    try:
+        loaded = load_pair(pair, settings.labels, settings.geometry_tolerance_mm)
+    except InputError as e:
+        result.error = str(e).splitlines()[0]
+    else:
+        result.spacing = loaded.spacing
+        for value, (pred, ref) in loaded.masks.items():
+            scores = binary_metrics(pred, ref, loaded.spacing, settings.tolerance_mm, betti1=settings.betti1)
+            result.metrics[value] = scores
+            result.empty[value] = empty_flag(scores["n_pred"], scores["n_ref"])
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _log(result: CaseResult) -> None:
+    if result.ok:
+        logger.info("%s scored in %.1f s", result.case, result.seconds)
+    else:
+        logger.warning("%s FAILED: %s", result.case, result.error)
+
+
+def evaluate_pairs(
+    pairs: Iterable[CasePair], settings: EvaluationSettings = EvaluationSettings(), workers: int = 1
+) -> list[CaseResult]:
+    """Score every pair, in order, with ``workers`` processes (1: in this process).
+
+    Workers are forked (on platforms that can fork), so they start in milliseconds and share the imported modules;
+    the metric code is numpy/scipy/scikit-image only and uses no thread pool that a fork could break.
+
+    Args:
+        pairs: the cases.
+        settings: scoring settings.
+        workers: number of processes.
+
+    Returns:
+        one :class:`CaseResult` per pair, failed ones included.
+    """
+    pairs = list(pairs)
+    if workers < 1:
+        raise SettingsError(f"workers must be >= 1, got {workers}.")
+    if workers == 1 or len(pairs) < 2:
+        results = []
+        for pair in pairs:
+            results.append(evaluate_case(pair, settings))
+            _log(results[-1])
+        return results
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=min(workers, len(pairs)), mp_context=context) as pool:
+        results = []
+        for result in pool.map(partial(evaluate_case, settings=settings), pairs):
+            _log(result)
+            results.append(result)
+    return results
+
+
+def failed(results: Sequence[CaseResult]) -> list[CaseResult]:
+    """The results of the cases that could not be scored."""
+    return [r for r in results if not r.ok]
