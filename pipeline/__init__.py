@@ -1,46 +1,62 @@
-"""Vessel-segmentation training pipeline on MONAI and PyTorch Ignite."""
+"""Vessel-segmentation training pipeline on MONAI and PyTorch Ignite.
 
-from pipeline.data import DatasetError, check_items, check_pair, load_datalist, make_loader
-from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
-from pipeline.handlers import EpochSummaryLogger
-from pipeline.networks import create_unet
-from pipeline.phantoms import PhantomConfig, TreeConfig, make_phantom, write_phantom_dataset
-from pipeline.workflows import (
-    CaseScore,
-    TrainingConfig,
-    TrainingResult,
-    format_case_table,
-    load_network,
-    predict_and_score,
-    run_training,
-)
+Public names are importable from here; each is imported on first use, so ``import pipeline.checkpoint`` (or the
+CLI's ``--help``) does not pay for importing MONAI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CaseScore",
-    "CheckpointError",
-    "InputError",
-    "SettingsError",
-    "DatasetError",
-    "EpochSummaryLogger",
-    "PhantomConfig",
-    "TrainingConfig",
-    "TrainingResult",
-    "TreeConfig",
-    "VAL_KEY_METRIC",
-    "check_items",
-    "check_pair",
-    "create_evaluator",
-    "create_trainer",
-    "create_unet",
-    "format_case_table",
-    "load_datalist",
-    "load_network",
-    "make_loader",
-    "make_phantom",
-    "predict_and_score",
-    "run_training",
-    "write_phantom_dataset",
-]
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(["CheckpointError", "InputError", "SettingsError"], "pipeline.errors"),
+    **dict.fromkeys(["DatasetError", "check_items", "check_pair", "load_datalist", "make_loader"], "pipeline.data"),
+    **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
+    "EpochSummaryLogger": "pipeline.handlers",
+    "create_unet": "pipeline.networks",
+    **dict.fromkeys(["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset"], "pipeline.phantoms"),
+    **dict.fromkeys(
+        [
+            "CaseScore",
+            "TrainingConfig",
+            "TrainingResult",
+            "format_case_table",
+            "load_network",
+            "predict_and_score",
+            "run_training",
+        ],
+        "pipeline.workflows",
+    ),
+    **dict.fromkeys(
+        [
+            "AutoCheckpointManager",
+            "CHECKPOINT_PRESETS",
+            "CheckpointHandler",
+            "CheckpointManager",
+            "CheckpointStore",
+            "CheckpointStrategy",
+            "create_checkpoint_manager",
+            "create_strategy",
+            "get_checkpoint_preset",
+        ],
+        "pipeline.checkpoint",
+    ),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

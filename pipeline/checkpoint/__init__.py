@@ -1,0 +1,49 @@
+"""Checkpointing in three layers: strategies (decide), store (files), handler (Ignite glue); plus the seed's managers.
+
+See ``docs/checkpoints.md`` for the rule of each strategy and the guarantees of the store.
+"""
+
+from pipeline.checkpoint.checkpointer import Checkpointer
+from pipeline.checkpoint.handler import CheckpointHandler
+from pipeline.checkpoint.manager import AUTO_STRATEGIES, AutoCheckpointManager, CheckpointManager
+from pipeline.checkpoint.manifest import CheckpointEntry
+from pipeline.checkpoint.presets import CHECKPOINT_PRESETS, create_checkpoint_manager, get_checkpoint_preset
+from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
+from pipeline.checkpoint.strategies import (
+    STRATEGIES,
+    AdaptiveStrategy,
+    AllStrategy,
+    BestStrategy,
+    CheckpointEvent,
+    CheckpointStrategy,
+    EpochStrategy,
+    IntervalStrategy,
+    PerformanceStrategy,
+    TimeStrategy,
+    create_strategy,
+)
+
+__all__ = [
+    "AUTO_STRATEGIES",
+    "CHECKPOINT_PRESETS",
+    "STRATEGIES",
+    "AdaptiveStrategy",
+    "AllStrategy",
+    "AutoCheckpointManager",
+    "BestStrategy",
+    "CheckpointEntry",
+    "CheckpointEvent",
+    "CheckpointHandler",
+    "CheckpointManager",
+    "CheckpointStore",
+    "CheckpointStrategy",
+    "Checkpointer",
+    "EpochStrategy",
+    "IntervalStrategy",
+    "PerformanceStrategy",
+    "TimeStrategy",
+    "create_checkpoint_manager",
+    "create_strategy",
+    "get_checkpoint_preset",
+    "load_checkpoint_file",
+]

@@ -1,0 +1,164 @@
+"""The engine-free core shared by the Ignite handler and the seed-style managers: strategy -> store -> retention."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from typing import Any, Callable, Mapping
+
+from pipeline.checkpoint.manifest import CheckpointEntry
+from pipeline.checkpoint.store import CheckpointStore
+from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest, top_by_score
+from pipeline.errors import CheckpointError, SettingsError
+
+__all__ = ["Checkpointer", "PROTECTED_REASONS"]
+
+logger = logging.getLogger(__name__)
+
+#: checkpoints with one of these reasons are never evicted by retention (``exception``: only the newest one is kept).
+PROTECTED_REASONS = ("final",)
+
+
+class Checkpointer:
+    """Decide, write and retain checkpoints.
+
+    At each event the strategy decides; when it does not save and ``save_last`` is on, an epoch-end event still
+    writes a ``last`` checkpoint, so there is always one from the newest epoch to resume from (one file per epoch at
+    most: when the strategy saves, that file is the newest). After a save is durable, retention evicts what no reason
+    keeps any more:
+
+    - the strategy keeps what it wants among the files saved for its reasons (:meth:`CheckpointStrategy.retain`);
+    - the newest checkpoint and the best-scored one (by the strategy's ``monitor``) are always kept;
+    - ``final`` checkpoints are always kept, and the newest ``exception`` checkpoint;
+    - with ``disk_budget`` (bytes), the oldest files no rule above protects go until the total fits.
+
+    If a write fails the strategy's state is rolled back, so the decision is taken again at the next event.
+
+    Args:
+        store: where the files go.
+        strategy: the decision object.
+        save_last: write a ``last`` checkpoint at epoch ends the strategy does not save.
+        disk_budget: optional limit on the total bytes of checkpoints.
+    """
+
+    def __init__(
+        self, store: CheckpointStore, strategy: CheckpointStrategy, save_last: bool = True, disk_budget: int | None = None
+    ) -> None:
+        if disk_budget is not None and (isinstance(disk_budget, bool) or not isinstance(disk_budget, int) or disk_budget <= 0):
+            raise SettingsError(f"disk_budget must be a number of bytes > 0 or None, got {disk_budget!r}")
+        self.store = store
+        self.strategy = strategy
+        self.save_last = save_last
+        self.disk_budget = disk_budget
+
+    @property
+    def best_entry(self) -> CheckpointEntry | None:
+        """The kept checkpoint with the best monitored score (None without scores)."""
+        scored = [e for e in self.store.entries if e.score is not None and math.isfinite(e.score)]
+        if not scored:
+            return None
+        best = top_by_score([e.kept() for e in scored], 1, self.strategy.mode)[0]
+        return next(e for e in scored if e.file == best.key)
+
+    def step(self, event: CheckpointEvent, make_state: Callable[[], Mapping[str, Any]], extra_reasons: tuple[str, ...] = ()) -> CheckpointEntry | None:
+        """Ask the strategy about ``event`` and save ``make_state()`` if it (or ``save_last``) says so.
+
+        Args:
+            event: the training position and the metrics that came with it.
+            make_state: builds the state to save; called only when saving, after the strategy decided (so the saved
+                strategy state already includes this decision).
+            extra_reasons: reasons to save regardless of the strategy (e.g. ``("exception",)``).
+
+        Returns:
+            the new entry, or None when nothing was saved.
+        """
+        before = copy.deepcopy(self.strategy.state_dict())
+        reasons = list(extra_reasons)
+        if event.level in self.strategy.levels:
+            reasons += self.strategy.decide(event).reasons
+        if not reasons and self.save_last and event.level == "epoch":
+            reasons = ["last"]
+        if not reasons:
+            return None
+        try:
+            entry = self.store.save(
+                make_state(), event.epoch, event.iteration, reasons, event.metrics, self.strategy.score(event)
+            )
+        except BaseException:
+            self.strategy.load_state_dict(before)
+            raise
+        self.retain()
+        return entry
+
+    def evictions(self) -> list[str]:
+        """The files retention would remove now (pure: nothing is touched)."""
+        entries = self.store.entries
+        if not entries:
+            return []
+        kept_view = [e.kept() for e in entries]
+        mine = [c for c in kept_view if set(c.reasons) & set(self.strategy.reasons)]
+        keep = set(self.strategy.retain(mine))
+        keep.add(newest(kept_view, 1)[0].key)
+        best = self.best_entry
+        if best is not None:
+            keep.add(best.file)
+        keep |= {c.key for c in kept_view if set(c.reasons) & set(PROTECTED_REASONS)}
+        keep |= {c.key for c in newest([c for c in kept_view if "exception" in c.reasons], 1)}
+        evict = [e.file for e in entries if e.file not in keep]
+        if self.disk_budget is not None:
+            protected = {newest(kept_view, 1)[0].key} | ({best.file} if best else set())
+            total = sum(e.size for e in entries if e.file in keep)
+            for entry in entries:  # oldest first
+                if total <= self.disk_budget:
+                    break
+                if entry.file in keep and entry.file not in protected and not set(entry.reasons) & set(PROTECTED_REASONS):
+                    keep.discard(entry.file)
+                    evict.append(entry.file)
+                    total -= entry.size
+            if total > self.disk_budget:
+                logger.warning(
+                    "checkpoints take %d bytes, over the disk budget of %d, but the rest are protected (newest, best, final)",
+                    total,
+                    self.disk_budget,
+                )
+        return evict
+
+    def retain(self) -> list[str]:
+        """Evict what :meth:`evictions` names; returns the files removed."""
+        gone = self.store.evict(self.evictions())
+        if gone:
+            logger.debug("evicted checkpoints %s", gone)
+        return gone
+
+    def mark(self, entry: CheckpointEntry, *reasons: str) -> None:
+        """Add reasons to a saved checkpoint (e.g. ``final`` on the checkpoint of the last epoch)."""
+        self.store.add_reasons(entry, reasons)
+
+    def resolve(self, which: str = "auto") -> CheckpointEntry | None:
+        """The checkpoint to resume from: ``"auto"`` the newest one saved at a clean boundary that verifies (an
+        ``exception`` checkpoint is only used when named), ``"best"`` the best-scored, ``"last"`` the newest.
+
+        Returns:
+            the entry, or None when the store is empty (for ``"auto"``).
+
+        Raises:
+            CheckpointError: ``"best"``/``"last"`` asked of an empty store or every candidate fails verification.
+        """
+        if which == "auto":
+            candidates = [e for e in self.store.entries if set(e.reasons) != {"exception"}]
+            for entry in sorted(candidates, key=lambda e: (e.iteration, e.epoch, e.time), reverse=True):
+                try:
+                    self.store.verify(entry)
+                    return entry
+                except CheckpointError as err:
+                    logger.error("skipping checkpoint that fails verification: %s", err)
+            if candidates:
+                raise CheckpointError(f"no checkpoint in {self.store.directory} passes verification")
+            return None
+        entry = {"best": self.best_entry, "last": self.store.newest()}.get(which)
+        if which not in ("best", "last"):
+            raise SettingsError(f"resume must be 'auto', 'best', 'last' or a checkpoint path, got {which!r}")
+        if entry is None:
+            raise CheckpointError(f"no {which!r} checkpoint in {self.store.directory}")
+        return entry

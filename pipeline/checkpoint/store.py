@@ -1,0 +1,267 @@
+"""The checkpoint store: the only code that touches checkpoint files.
+
+Every save is durable before anything is evicted: the state is written to a hidden temp file in the same folder,
+fsynced, renamed into place, the folder fsynced, the manifest rewritten the same way, and only then may older files
+go. A kill at any moment therefore leaves at least every checkpoint that was complete before the save began.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import pickle
+import re
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from pipeline.checkpoint.atomic import TEMP_SUFFIX, atomic_write, sha256_of
+from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics, read_manifest, write_manifest
+from pipeline.errors import CheckpointError, SettingsError
+
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointStore", "load_checkpoint_file"]
+
+logger = logging.getLogger(__name__)
+
+#: the ``format`` key of every checkpoint this project writes.
+CHECKPOINT_FORMAT = "vessel-pipeline-checkpoint/1"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def load_checkpoint_file(
+    path: str | Path, map_location: Any = "cpu", size: int | None = None, sha256: str | None = None
+) -> dict[str, Any]:
+    """Load a checkpoint safely: check its size and SHA-256 when known, then ``torch.load(weights_only=True)``.
+
+    Only tensors, numbers, strings and containers of them load; a pickle that would construct any other object (and
+    so run code) is refused before anything of it runs.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, altered (checksum), not a checkpoint, or unsafe; the message
+            names the file and the reason.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}") from e
+    if size is not None and len(data) != size:
+        raise CheckpointError(f"checkpoint {path} is {len(data)} bytes but was written with {size} (truncated or altered)")
+    if sha256 and sha256_of(data) != sha256:
+        raise CheckpointError(f"checkpoint {path} fails its SHA-256 check: the file was altered or damaged after saving")
+    try:
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds objects other than tensors and plain data, which could run code "
+            f"when loaded ({str(e).splitlines()[0]})"
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, OSError) as e:
+        raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint: {str(e).splitlines()[0]}") from e
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a dict of states")
+    return payload
+
+
+class CheckpointStore:
+    """A folder of checkpoints of one model and its manifest ``<model_name>.manifest.json``.
+
+    Files are named ``<model_name>_e<epoch>_i<iteration>.pt``; each holds ``{"format", "meta", "state"}`` where
+    ``meta`` repeats the manifest entry, so a lost manifest can be rebuilt from the files. Opening a store sweeps the
+    debris of an interrupted save: temp files are deleted, a complete checkpoint the manifest does not know yet (a
+    kill between rename and manifest update) is adopted, entries whose file is gone are dropped, and a file that is
+    not a loadable checkpoint is renamed ``*.corrupt`` and left for inspection.
+
+    Args:
+        directory: the folder (created if missing).
+        model_name: the file prefix, letters, digits, ``_``, ``-`` and ``.``.
+        fsync: fsync files and folder on every write (turn off only for throw-away runs).
+    """
+
+    def __init__(self, directory: str | Path, model_name: str = "model", fsync: bool = True) -> None:
+        if not isinstance(model_name, str) or not _NAME.match(model_name):
+            raise SettingsError(
+                f"model_name must start with a letter or digit and hold only letters, digits, '_', '-', '.': {model_name!r}"
+            )
+        self.directory = Path(directory)
+        self.model_name = model_name
+        self.fsync = fsync
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.directory / f"{model_name}.manifest.json"
+        self._file_pattern = re.compile(rf"^{re.escape(model_name)}_e\d+_i\d+(-\d+)?\.pt$")
+        self._entries: list[CheckpointEntry] = []
+        self.sweep()
+
+    # ----------------------------------------------------------------------------------------------------- reading
+    @property
+    def entries(self) -> list[CheckpointEntry]:
+        """The checkpoints in the manifest, oldest first."""
+        return list(self._entries)
+
+    def path(self, entry: CheckpointEntry | str) -> Path:
+        return self.directory / (entry.file if isinstance(entry, CheckpointEntry) else entry)
+
+    def find(self, file: str | Path) -> CheckpointEntry | None:
+        """The entry of ``file`` (a name or a path inside this folder), or None."""
+        path = Path(file)
+        if path.parent not in (Path("."), self.directory) and path.resolve().parent != self.directory.resolve():
+            return None
+        return next((e for e in self._entries if e.file == path.name), None)
+
+    def newest(self, exclude: Iterable[str] = ()) -> CheckpointEntry | None:
+        """The newest entry whose reasons are not all in ``exclude``."""
+        skip = set(exclude)
+        candidates = [e for e in self._entries if not set(e.reasons) <= skip or not e.reasons]
+        return max(candidates, key=lambda e: (e.iteration, e.epoch, e.time), default=None)
+
+    def total_size(self) -> int:
+        return sum(e.size for e in self._entries)
+
+    def load(self, entry: CheckpointEntry | str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+        """Load ``entry`` (an entry, a file name of this store, or any path), verifying size and SHA-256 when the
+        manifest knows the file.
+
+        Returns:
+            the checkpoint payload ``{"format", "meta", "state"}``.
+        """
+        if not isinstance(entry, CheckpointEntry):
+            found = self.find(entry)
+            if found is None:
+                return load_checkpoint_file(entry, map_location)
+            entry = found
+        return load_checkpoint_file(self.path(entry), map_location, size=entry.size, sha256=entry.sha256)
+
+    def verify(self, entry: CheckpointEntry) -> None:
+        """Raise :class:`CheckpointError` unless ``entry``'s file has its recorded size and SHA-256."""
+        path = self.path(entry)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}") from e
+        if len(data) != entry.size:
+            raise CheckpointError(f"checkpoint {path} is {len(data)} bytes but was written with {entry.size} (truncated or altered)")
+        if sha256_of(data) != entry.sha256:
+            raise CheckpointError(f"checkpoint {path} fails its SHA-256 check: the file was altered or damaged after saving")
+
+    # ----------------------------------------------------------------------------------------------------- writing
+    def _file_name(self, epoch: int, iteration: int) -> str:
+        base = f"{self.model_name}_e{epoch:04d}_i{iteration:08d}"
+        taken = {e.file for e in self._entries}
+        name, n = f"{base}.pt", 0
+        while name in taken or (self.directory / name).exists():
+            n += 1
+            name = f"{base}-{n}.pt"
+        return name
+
+    def save(
+        self,
+        state: Mapping[str, Any],
+        epoch: int,
+        iteration: int,
+        reasons: Iterable[str],
+        metrics: Mapping[str, Any] | None = None,
+        score: float | None = None,
+    ) -> CheckpointEntry:
+        """Write ``state`` durably as a new checkpoint and record it in the manifest.
+
+        Raises:
+            CheckpointError: the write failed (e.g. a full disk); the message names the file and the OS error. The
+                earlier checkpoints and the manifest are untouched and no temp file is left.
+        """
+        entry = CheckpointEntry(
+            file=self._file_name(epoch, iteration),
+            epoch=int(epoch),
+            iteration=int(iteration),
+            reasons=sorted(set(reasons)),
+            metrics=clean_metrics(metrics),
+            score=float(score) if score is not None and math.isfinite(score) else None,
+            time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        )
+        meta = {k: v for k, v in entry.to_dict().items() if k not in ("size", "sha256")}
+        payload = {"format": CHECKPOINT_FORMAT, "meta": meta, "state": dict(state)}
+        path = self.path(entry)
+        try:
+            entry.size, entry.sha256 = atomic_write(path, lambda f: torch.save(payload, f), fsync=self.fsync)
+        except OSError as e:
+            kept = ", ".join(e.file for e in self._entries) or "none"
+            raise CheckpointError(
+                f"could not write checkpoint {path}: {e.strerror or e}; earlier checkpoints are intact ({kept})"
+            ) from e
+        self._entries.append(entry)
+        self._write_manifest()
+        return entry
+
+    def add_reasons(self, entry: CheckpointEntry, reasons: Iterable[str]) -> None:
+        """Record more reasons for an existing checkpoint (e.g. ``final``); only the manifest changes."""
+        entry.reasons = sorted(set(entry.reasons) | set(reasons))
+        self._write_manifest()
+
+    def evict(self, files: Iterable[str]) -> list[str]:
+        """Remove checkpoints: first from the manifest (durably), then from the disk. Returns the names removed."""
+        names = set(files)
+        gone = [e.file for e in self._entries if e.file in names]
+        if not gone:
+            return []
+        self._entries = [e for e in self._entries if e.file not in names]
+        self._write_manifest()
+        for name in gone:
+            (self.directory / name).unlink(missing_ok=True)
+        return gone
+
+    def _write_manifest(self) -> None:
+        write_manifest(self.manifest_path, self.model_name, self._entries, fsync=self.fsync)
+
+    # ----------------------------------------------------------------------------------------------------- recovery
+    def sweep(self) -> None:
+        """Bring the folder and the manifest back into agreement after an interrupted save (see the class doc)."""
+        recorded = read_manifest(self.manifest_path)
+        changed = recorded is None and self.manifest_path.exists()
+        if changed:
+            logger.warning("checkpoint manifest %s is unreadable; rebuilding it from the files", self.manifest_path)
+        entries = []
+        for entry in recorded or []:
+            path = self.path(entry)
+            if not path.is_file():
+                logger.warning("checkpoint %s listed in the manifest is missing; dropping it", path)
+                changed = True
+            elif path.stat().st_size != entry.size:
+                self._quarantine(path, f"{path.stat().st_size} bytes instead of {entry.size}")
+                changed = True
+            else:
+                entries.append(entry)
+        known = {e.file for e in entries}
+        for path in sorted(self.directory.iterdir()):
+            if path.name.startswith(f".{self.model_name}") and path.name.endswith(TEMP_SUFFIX):
+                logger.info("removing the temp file of an interrupted save: %s", path)
+                path.unlink(missing_ok=True)
+            elif self._file_pattern.match(path.name) and path.name not in known:
+                adopted = self._adopt(path)
+                if adopted is not None:
+                    entries.append(adopted)
+                changed = True
+        self._entries = sorted(entries, key=lambda e: (e.iteration, e.epoch, e.time))
+        if changed:
+            self._write_manifest()
+
+    def _adopt(self, path: Path) -> CheckpointEntry | None:
+        try:
+            payload = load_checkpoint_file(path)
+            meta = payload["meta"]
+            entry = CheckpointEntry.from_dict({**meta, "file": path.name})
+        except (CheckpointError, KeyError, TypeError, ValueError) as e:
+            self._quarantine(path, str(e))
+            return None
+        data = path.read_bytes()
+        entry.size, entry.sha256 = len(data), sha256_of(data)
+        logger.warning("adopting checkpoint %s, complete but not yet in the manifest (interrupted save)", path)
+        return entry
+
+    @staticmethod
+    def _quarantine(path: Path, reason: str) -> None:
+        target = path.with_name(path.name + ".corrupt")
+        logger.error("checkpoint %s is not usable (%s); renamed to %s", path, reason, target.name)
+        path.replace(target)
