@@ -141,7 +141,7 @@ def check_pair(
         spacing_note = f"; spacing {spacings[0]} vs {spacings[1]} mm" if spacings[0] != spacings[1] else ""
         raise DatasetError(
             f"{first} '{image}' and its {second} '{label}' are on different grids (affines differ by up to "
-            f"{np.abs(image_img.affine - label_img.affine).max():.4g} mm){spacing_note}; tolerance {tolerance_mm:g} mm:\n"
+            f"{np.abs(image_img.affine - label_img.affine).max():.4g} mm){spacing_note}; tolerance {tolerance_mm:g} mm.\n"
             f"{image_img.affine}\nvs\n{label_img.affine}"
         )
     if check_label_values:

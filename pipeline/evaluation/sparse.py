@@ -95,6 +95,8 @@ class SparseMask:
 
     def split(self, labels: np.ndarray, n: int) -> list[np.ndarray]:
         """The voxel coordinates of each component, in C order within each."""
+        if n == 0:
+            return []
         order = np.argsort(labels, kind="stable")
         bounds = np.searchsorted(labels[order], np.arange(1, n))
         return np.split(self.coords[order], bounds)
