@@ -1,8 +1,10 @@
-"""The command line: make-phantoms, demo (train + evaluate) and evaluate, as a user runs them."""
+"""The command line: make-phantoms, demo (train + evaluate), evaluate and infer, as a user runs them."""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,9 @@ def test_demo_trains_then_scores_test_cases(tiny_dataset, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "trained 1 epochs" in printed
     assert "coronary_004_image" in printed  # the one test case of the tiny dataset, in the per-case table
+    assert "clDice" in printed and "HD95 mm" in printed  # the evaluation tool's table follows
+    summary = json.loads((out / "evaluation" / "summary.json").read_text())
+    assert summary["metric_per_case"][0]["case"] == "coronary_004_image"
     scores = json.loads((out / "scores.json").read_text())
     assert [s["case"] for s in scores] == ["coronary_004_image"]
     assert 0.0 <= scores[0]["dice"] <= 1.0
@@ -48,7 +53,9 @@ def test_demo_trains_then_scores_test_cases(tiny_dataset, tmp_path, capsys):
     code = main(["-q", "evaluate", "--checkpoint", str(out / "checkpoints" / "best_model.pt"),
                  "--dataset-dir", str(tiny_dataset), "--device", "cpu"])
     assert code == 0
-    assert f"{scores[0]['dice']:.4f}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{scores[0]['dice']:.4f}" in printed
+    assert summary["metric_per_case"][0]["metrics"]["1"]["Dice"] == pytest.approx(scores[0]["dice"], abs=1e-6)
 
 
 def test_module_entry_point_reports_errors(tmp_path):
@@ -74,3 +81,41 @@ def test_evaluate_into_a_new_folder(tiny_dataset, tmp_path):
     assert row["case"] == "coronary_003_image" and row["shape"] == [48, 48, 32]
     assert row["spacing_mm"] == pytest.approx([0.4, 0.4, 0.6])
     assert Path(row["prediction"]).is_file()
+
+
+def test_infer_writes_predictions_on_each_input_grid_then_evaluate_scores_them(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--dataset-dir", str(tiny_dataset), "--output-dir", str(run), "--epochs", "1",
+                 "--patch-size", "32", "32", "32", "--no-progress", "--device", "cpu"]) == 0
+    images = tmp_path / "images"
+    images.mkdir()
+    for case in ("coronary_003", "coronary_004"):
+        shutil.copy(tiny_dataset / f"{case}_image.nii.gz", images)
+    preds = tmp_path / "preds"
+    assert main(["-q", "infer", "--checkpoint", str(run / "checkpoints" / "final_model.pt"), "--input", str(images),
+                 "--out", str(preds), "--device", "cpu"]) == 0
+    assert "coronary_004_image_pred.nii.gz" in capsys.readouterr().out
+    for case in ("coronary_003", "coronary_004"):
+        pred, src = nib.load(preds / f"{case}_image_pred.nii.gz"), nib.load(images / f"{case}_image.nii.gz")
+        assert pred.shape == src.shape
+        np.testing.assert_allclose(pred.affine, src.affine, atol=1e-5)
+        assert set(np.unique(np.asarray(pred.dataobj)).tolist()) <= {0, 1}
+
+    # the written predictions pair with the labels by case name; the Dice equals the checkpoint scoring's
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for case in ("coronary_003", "coronary_004"):
+        shutil.copy(tiny_dataset / f"{case}_label.nii.gz", labels)
+    assert main(["-q", "evaluate", "--pred", str(preds), "--label", str(labels), "--out", str(tmp_path / "ev")]) == 0
+    with open(tmp_path / "ev" / "cases.csv", newline="") as f:
+        rows = {r["case"]: r for r in csv.DictReader(f)}
+    assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoints" / "final_model.pt"), "--dataset-dir",
+                 str(tiny_dataset), "--split", "test", "--out", str(tmp_path / "ckpt")]) == 0
+    (row,) = json.loads((tmp_path / "ckpt" / "scores.json").read_text())
+    assert float(rows["coronary_004"]["Dice"]) == pytest.approx(row["dice"], abs=1e-6)
+
+
+def test_infer_bad_input_exits_2(tmp_path, capsys):
+    assert main(["infer", "--checkpoint", str(tmp_path / "none.pt"), "--input", str(tmp_path / "missing.nii.gz"),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert f"input '{tmp_path / 'missing.nii.gz'}' is neither a NIfTI file nor a folder." in capsys.readouterr().err

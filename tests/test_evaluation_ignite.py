@@ -1,0 +1,91 @@
+"""VesselMetric: the evaluation tool's metrics as Ignite validation metrics, with the spacing of each volume."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from monai.data import MetaTensor
+from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+from monai.utils import set_determinism
+
+from pipeline import VAL_KEY_METRIC, create_evaluator, create_unet, load_datalist, make_loader
+from pipeline.evaluation import VesselMetric, binary_metrics, spacing_from_tensor
+from transforms import get_val_transforms
+
+
+def _monai(fn, pred, label, spacing, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return float(fn(pred[None].float(), label[None].float(), include_background=True, spacing=list(spacing), **kwargs))
+
+
+def test_evaluator_reports_tool_metrics_in_mm(tiny_dataset):
+    set_determinism(seed=3)
+    val = make_loader(load_datalist(tiny_dataset, "validation"), get_val_transforms())
+    net = create_unet(channels=(4, 8), strides=(2,), num_res_units=0)
+    evaluator = create_evaluator(net, val, "cpu", roi_size=(32, 32, 32), extra_metrics=("Dice", "HD95_mm", "NSD", "clDice"), tolerance_mm=0.8)
+    outputs = []
+    evaluator.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.extend(e.state.output))
+    evaluator.run()
+    set_determinism(seed=None)
+    metrics = evaluator.state.metrics
+    assert set(metrics) == {VAL_KEY_METRIC, "val_dice", "val_hd95_mm", "val_nsd", "val_cldice"}
+    assert metrics["val_dice"] == pytest.approx(metrics[VAL_KEY_METRIC], abs=1e-6)  # MONAI's DiceMetric
+
+    (case,) = outputs
+    pred, label = case["pred"], case["label"]
+    spacing = spacing_from_tensor(label)
+    assert spacing == pytest.approx(spacing_from_tensor(pred)) and spacing == pytest.approx(tuple(float(s) for s in label.pixdim))
+    assert metrics["val_hd95_mm"] == pytest.approx(_monai(compute_hausdorff_distance, pred, label, spacing, percentile=95), abs=1e-6)
+    assert metrics["val_nsd"] == pytest.approx(_monai(compute_surface_dice, pred, label, spacing, class_thresholds=[0.8]), abs=1e-6)
+    expected = binary_metrics(pred[0].numpy() > 0.5, label[0].numpy() > 0.5, spacing, metrics=["clDice"])["clDice"]
+    assert metrics["val_cldice"] == pytest.approx(expected, abs=1e-12)
+
+
+def _blob_batch(spacing):
+    grid = np.indices((20, 20, 16)).transpose(1, 2, 3, 0)
+    label = np.stack([((grid - c) ** 2).sum(-1) < r**2 for c, r in (((9, 9, 8), 5.0), ((11, 8, 7), 4.0))])
+    pred = np.stack([((grid - c) ** 2).sum(-1) < r**2 for c, r in (((10, 9, 8), 4.5), ((11, 9, 7), 4.0))])
+    affine = torch.diag(torch.tensor([*spacing, 1.0], dtype=torch.float64))
+    to_meta = lambda a: MetaTensor(torch.from_numpy(a)[:, None].float(), affine=affine[None].repeat(2, 1, 1))  # noqa: E731
+    return to_meta(pred), to_meta(label)
+
+
+def test_batched_meta_tensors_on_a_plain_ignite_engine():
+    spacing = (0.5, 0.7, 1.2)
+    pred, label = _blob_batch(spacing)
+    engine = Engine(lambda e, batch: batch)
+    hd95 = VesselMetric("HD95_mm")
+    hd95.attach(engine, "hd95")
+    fixed = VesselMetric("ASSD_mm", spacing=(1.0, 1.0, 1.0))
+    fixed.attach(engine, "assd_vox")
+    state = engine.run([(pred, label)])
+    expected = np.mean([_monai(compute_hausdorff_distance, pred[b], label[b], spacing, percentile=95) for b in range(2)])
+    assert state.metrics["hd95"] == pytest.approx(expected, abs=1e-6)
+    unit = np.mean([binary_metrics(pred[b, 0].numpy() > 0, label[b, 0].numpy() > 0, (1, 1, 1))["ASSD_mm"] for b in range(2)])
+    assert state.metrics["assd_vox"] == pytest.approx(unit)
+
+
+def test_empty_cases_are_left_out_of_distance_means():
+    metric = VesselMetric("HD95_mm", spacing=(1, 1, 1))
+    full = torch.zeros(1, 8, 8, 8)
+    full[0, 2:5, 2:5, 2:5] = 1
+    metric.update(([full, torch.zeros(1, 8, 8, 8)], [full, full]))
+    assert metric.compute() == 0.0 and metric.nonfinite == 1
+    metric.reset()
+    assert math.isnan(metric.compute())
+
+
+def test_bad_use_is_explained():
+    with pytest.raises(ValueError, match="metric must be one of"):
+        VesselMetric("hd95")
+    metric = VesselMetric("Dice")
+    with pytest.raises(ValueError, match="without an affine has no voxel spacing"):
+        metric.update((torch.zeros(1, 1, 4, 4, 4), torch.zeros(1, 1, 4, 4, 4)))
+    with pytest.raises(ValueError, match="two \\(B, C, X, Y, Z\\) tensors or two lists"):
+        metric.update((torch.zeros(4, 4, 4), [torch.zeros(1, 4, 4, 4)]))
