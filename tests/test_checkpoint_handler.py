@@ -1,0 +1,263 @@
+"""The checkpoint handler on real engines: a plain Ignite Engine and MONAI's SupervisedTrainer/SupervisedEvaluator."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.handlers import MeanDice, ValidationHandler, from_engine
+from monai.inferers import SimpleInferer
+from monai.losses import DiceLoss
+
+from pipeline.checkpoint import CheckpointHandler, CheckpointStore, atomic
+from pipeline.checkpoint.checkpointer import Checkpointer
+from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy
+from pipeline.errors import CheckpointError, SettingsError
+
+DATA = [torch.randn(2, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+
+
+def _plain_setup(scores=None):
+    """A linear model trained by a plain Engine; a plain evaluator Engine reports scripted ``val_dice`` values."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def step(engine, batch):
+        opt.zero_grad()
+        loss = (net(batch) - 1).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    trainer = Engine(step)
+    evaluator = Engine(lambda e, b: None)
+    if scores is not None:
+        values = iter(scores)
+        evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(val_dice=next(values)))
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
+    return net, opt, trainer, evaluator
+
+
+def test_best_on_a_plain_engine_saves_last_and_final(tmp_path):
+    net, opt, trainer, evaluator = _plain_setup([0.2, 0.5, 0.4, 0.6, 0.6])
+    handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt, "trainer": trainer}, "best", monitor="val_dice", max_checkpoints=2)
+    handler.attach(trainer, evaluator)
+    trainer.run(DATA, max_epochs=5)
+    # epoch 1, 2, 4 best (top 2 kept: 2, 4); 3 and 5 "last" (3 evicted once 4 was newer); 5 is final
+    assert [(e.epoch, e.reasons, e.score) for e in handler.checkpoints] == [
+        (2, ["best"], 0.5),
+        (4, ["best"], 0.6),
+        (5, ["final", "last"], 0.6),
+    ]
+    assert handler.best_checkpoint.name == "model_e0004_i00000012.pt"  # tie at 0.6: the first to reach it
+    assert handler.last_checkpoint.name == "model_e0005_i00000015.pt"
+    payload = handler.store.load(handler.store.newest())
+    assert payload["state"]["trainer"]["iteration"] == 15
+    assert torch.equal(payload["state"]["model"]["weight"], net.weight)
+    assert set(payload["state"]) == {"model", "optimizer", "trainer", "checkpointer"}
+    assert payload["state"]["checkpointer"]["strategy"] == {"best": 0.6, "best_epoch": 4}
+
+
+def test_checkpoint_is_taken_after_handlers_attached_later(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt, "lr_scheduler": sched}, "epoch")
+    handler.attach(trainer)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: sched.step())  # attached after the checkpoint handler
+    trainer.run(DATA, max_epochs=2)
+    state = handler.store.load(handler.store.newest())["state"]
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.025)  # both epochs' steps are in it
+    assert state["lr_scheduler"]["last_epoch"] == 2
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    CheckpointHandler(tmp_path / "straight", {"model": net, "optimizer": opt, "trainer": trainer}, "epoch").attach(trainer)
+    trainer.run(DATA, max_epochs=4)
+    straight = net.weight.detach().clone()
+
+    net, opt, trainer, _ = _plain_setup()
+    first = CheckpointHandler(tmp_path / "split", {"model": net, "optimizer": opt, "trainer": trainer}, "epoch", max_checkpoints=1)
+    first.attach(trainer)
+    trainer.run(DATA, max_epochs=2)
+    assert first.resume("auto") is not None  # nothing in memory changes: it is the state just saved
+
+    net, opt, trainer, _ = _plain_setup()  # a new process, in effect
+    second = CheckpointHandler(tmp_path / "split", {"model": net, "optimizer": opt, "trainer": trainer}, "epoch", max_checkpoints=1)
+    second.attach(trainer)
+    entry = second.resume("auto")
+    assert (entry.epoch, trainer.state.epoch, trainer.state.iteration) == (2, 2, 6)
+    trainer.run(DATA, max_epochs=4)
+    assert torch.equal(net.weight, straight)
+    # the same folder continues: retention of the resumed run also covers the first run's files
+    # (the first run's final checkpoint stays: "final" is never evicted)
+    assert [(e.epoch, e.reasons) for e in second.checkpoints] == [(2, ["epoch", "final"]), (4, ["epoch", "final"])]
+
+
+def test_monai_trainer_and_evaluator_with_key_metric(tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Conv3d(1, 1, 3, padding=1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    volume = torch.rand(1, 1, 8, 8, 8)
+    label = (volume > 0.5).float()
+    batches = [{"image": volume, "label": label}] * 2
+    evaluator = SupervisedEvaluator(
+        device="cpu",
+        val_data_loader=batches[:1],
+        network=net,
+        inferer=SimpleInferer(),
+        postprocessing=lambda d: {**d, "pred": (d["pred"] > 0).float()} if isinstance(d, dict) else d,
+        key_val_metric={"val_mean_dice": MeanDice(output_transform=from_engine(["pred", "label"]))},
+    )
+    trainer = SupervisedTrainer(
+        device="cpu",
+        max_epochs=4,
+        train_data_loader=batches,
+        network=net,
+        optimizer=opt,
+        loss_function=DiceLoss(sigmoid=True),
+        inferer=SimpleInferer(),
+        train_handlers=[ValidationHandler(validator=evaluator, interval=2, epoch_level=True)],
+    )
+    handler = CheckpointHandler(tmp_path, {"network": net, "optimizer": opt, "trainer": trainer}, "best", model_name="unet")
+    handler.attach(trainer, evaluator)
+    assert handler.strategy.monitor == "val_mean_dice"  # the evaluator's key metric
+    trainer.run()
+    entries = handler.checkpoints
+    # validation at epochs 2 and 4 only: epoch 1 and 3 are "last" saves with no score
+    assert [e.epoch for e in entries if "best" in e.reasons] == [2] + ([4] if entries[-1].score > entries[0].score else [])
+    assert entries[-1].epoch == 4 and "final" in entries[-1].reasons
+    assert entries[-1].metrics["val_mean_dice"] == pytest.approx(evaluator.state.metrics["val_mean_dice"])
+
+    # resume into new MONAI objects from the best checkpoint
+    net2 = torch.nn.Conv3d(1, 1, 3, padding=1)
+    opt2 = torch.optim.Adam(net2.parameters(), lr=0.05)
+    trainer2 = SupervisedTrainer(device="cpu", max_epochs=4, train_data_loader=batches, network=net2, optimizer=opt2,
+                                 loss_function=DiceLoss(sigmoid=True), inferer=SimpleInferer())
+    again = CheckpointHandler(tmp_path, {"network": net2, "optimizer": opt2, "trainer": trainer2}, "best", monitor="val_mean_dice", model_name="unet")
+    best = again.resume("best")
+    assert best.file == handler.best_checkpoint.name
+    assert trainer2.state.epoch == best.epoch
+    assert again.strategy.best == handler.strategy.best
+
+
+def test_exception_checkpoint_then_reraise_and_auto_resume_skips_it(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+
+    @trainer.on(Events.ITERATION_COMPLETED(once=8))
+    def boom(engine):
+        raise RuntimeError("loss went NaN")
+
+    handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt, "trainer": trainer}, "epoch")
+    handler.attach(trainer)
+    with pytest.raises(RuntimeError, match="loss went NaN"):
+        trainer.run(DATA, max_epochs=5)
+    assert [(e.epoch, e.iteration, e.reasons) for e in handler.checkpoints] == [(1, 3, ["epoch"]), (2, 6, ["epoch"]), (3, 8, ["exception"])]
+    assert handler.checkpointer.resolve("auto").iteration == 6
+
+
+def test_missing_monitor_is_reported_at_attach_and_at_the_first_metrics(tmp_path):
+    net, opt, trainer, evaluator = _plain_setup([0.5])
+    with pytest.raises(SettingsError, match="checkpoint strategy 'best' needs a metric to monitor"):
+        CheckpointHandler(tmp_path, {"model": net}, "best").attach(trainer)
+    handler = CheckpointHandler(tmp_path, {"model": net}, "best", monitor="val_dcie")
+    handler.attach(trainer, evaluator)
+    with pytest.raises(SettingsError, match=r"monitored metric 'val_dcie' is not among the metrics produced: \['val_dice'\]"):
+        trainer.run(DATA, max_epochs=2)
+    assert handler.checkpoints == []  # a settings error is not saved as an "exception" checkpoint
+
+    net, opt, trainer, _ = _plain_setup()
+    handler = CheckpointHandler(tmp_path / "no_eval", {"model": net}, "best", monitor="val_dice")
+    handler.attach(trainer)  # no evaluator and the trainer itself computes no metrics
+    with pytest.raises(SettingsError, match=r"'val_dice' is not among the metrics produced: \[\]"):
+        trainer.run(DATA, max_epochs=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strategy": "bestest"}, r"unknown checkpoint strategy 'bestest'; valid strategies: \['adaptive'"),
+        ({"strategy": "best", "mode": "up"}, r"mode must be one of \['max', 'min'\]"),
+        ({"strategy": "interval", "strategy_params": {"every": 0}}, "every must be a whole number >= 1"),
+        ({"to_save": {"model": object()}}, r"to_save\['model'\] \(object\) has no state_dict"),
+        ({"to_save": {"checkpointer": torch.nn.Linear(1, 1)}}, "'checkpointer' is reserved"),
+        ({"disk_budget": -5}, "disk_budget must be a number of bytes > 0"),
+    ],
+)
+def test_bad_handler_settings(tmp_path, kwargs, message):
+    settings = {"checkpoint_dir": tmp_path, "to_save": {"model": torch.nn.Linear(1, 1)}, "strategy": "epoch", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        CheckpointHandler(**settings)
+
+
+def test_save_optimizer_off_and_strict_resume(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, "epoch", save_optimizer=False)
+    handler.attach(trainer)
+    trainer.run(DATA, max_epochs=1)
+    assert set(handler.store.load(handler.store.newest())["state"]) == {"model", "checkpointer"}
+    with_optimizer = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, "epoch")
+    with pytest.raises(CheckpointError, match=r"has no state for \['optimizer'\]"):
+        with_optimizer.resume("last")
+    assert with_optimizer.resume("last", strict=False).epoch == 1
+
+
+def test_iteration_interval_saves_within_epochs(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    handler = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "interval",
+                                strategy_params={"every": 2, "unit": "iteration"}, max_checkpoints=2, save_last=False, save_final=False)
+    handler.attach(trainer)
+    trainer.run(DATA, max_epochs=3)
+    assert [e.iteration for e in handler.checkpoints] == [6, 8]
+
+
+def test_time_based_clock_is_saved_and_continues(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    handler = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "time_based",
+                                strategy_params={"interval_seconds": 3600, "milestones": (0.5, 1.0)})
+    handler.attach(trainer)
+    trainer.run(DATA, max_epochs=4)
+    assert [(e.epoch, e.reasons) for e in handler.checkpoints] == [(2, ["milestone"]), (4, ["final", "milestone"])]
+    elapsed = handler.store.load(handler.store.newest())["state"]["checkpointer"]["elapsed"]
+    assert elapsed > 0
+    fresh = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "time_based",
+                              strategy_params={"interval_seconds": 3600, "milestones": (0.5, 1.0)})
+    fresh.resume("last")
+    assert fresh.elapsed() == pytest.approx(elapsed)
+    assert fresh.strategy.reached == [0.5, 1.0]
+
+
+def test_failed_write_stops_the_run_and_rolls_the_decision_back(tmp_path, monkeypatch):
+    net, opt, trainer, evaluator = _plain_setup([0.3])
+    handler = CheckpointHandler(tmp_path, {"model": net}, "best", monitor="val_dice")
+    handler.attach(trainer, evaluator)
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
+    with pytest.raises(CheckpointError, match="model_e0001_i00000003.pt: No space left on device"):
+        trainer.run(DATA, max_epochs=1)
+    monkeypatch.undo()
+    assert handler.strategy.best is None and handler.checkpoints == []
+    assert list(tmp_path.iterdir()) == []
+    # the decision is taken again at the next event, now that the disk has room
+    event = CheckpointEvent(2, 6, {"val_dice": 0.3})
+    entry = handler.checkpointer.step(event, lambda: {"model": net.state_dict()})
+    assert entry.reasons == ["best"] and handler.strategy.best == 0.3
+
+
+def test_retention_protects_newest_and_best_and_respects_disk_budget(tmp_path):
+    store = CheckpointStore(tmp_path, "m", fsync=False)
+    ck = Checkpointer(store, EpochStrategy(max_checkpoints=1, monitor="dice"), disk_budget=10_000)
+    blob = {"w": torch.zeros(1500)}  # about 6.5 kB per file
+    for epoch, dice in enumerate([0.9, 0.5, 0.6], start=1):
+        ck.step(CheckpointEvent(epoch, epoch, {"dice": dice}), lambda: blob)
+    # strategy keeps only epoch 3; epoch 1 is the best: kept although it costs the budget (protected)
+    assert [e.epoch for e in store.entries] == [1, 3]
+    assert store.total_size() > 10_000

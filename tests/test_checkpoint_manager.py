@@ -1,0 +1,126 @@
+"""The seed's front doors: CheckpointManager, AutoCheckpointManager and the config presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.checkpoint import (
+    CHECKPOINT_PRESETS,
+    AutoCheckpointManager,
+    CheckpointManager,
+    create_checkpoint_manager,
+    get_checkpoint_preset,
+)
+from pipeline.errors import CheckpointError
+
+
+def _model_and_optimizer():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
+    return model, optimizer, scheduler
+
+
+def _train_epoch(model, optimizer, scheduler):
+    optimizer.zero_grad()
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+
+
+def test_seed_loop_with_best_strategy(tmp_path):
+    model, optimizer, scheduler = _model_and_optimizer()
+    manager = CheckpointManager(tmp_path, "my_model", save_strategy="best", max_checkpoints=2, monitor_metric="val_dice", mode="max")
+    paths = []
+    for epoch, dice in enumerate([0.60, 0.70, 0.65, 0.80], start=1):
+        _train_epoch(model, optimizer, scheduler)
+        paths.append(manager.save_checkpoint(model, optimizer, scheduler, epoch, {"val_dice": dice, "val_loss": 1 - dice}))
+    assert [p.name for p in paths] == [f"my_model_e{e:04d}_i{e:08d}.pt" for e in range(1, 5)]
+    listed = manager.list_checkpoints()
+    assert [(c["epoch"], c["reasons"]) for c in listed] == [(2, ["best"]), (4, ["best"])]
+    assert manager.get_best_checkpoint_path().name == "my_model_e0004_i00000004.pt"
+    summary = manager.get_checkpoint_summary()
+    assert summary["total_checkpoints"] == 2 and summary["best_metric"] == 0.8 and summary["best_epoch"] == 4
+    assert summary["strategy"] == "best" and summary["total_size_bytes"] == sum(c["size"] for c in listed)
+
+    fresh, fresh_opt, fresh_sched = _model_and_optimizer()
+    info = manager.load_checkpoint(manager.get_best_checkpoint_path(), fresh, fresh_opt, fresh_sched)
+    assert info["epoch"] == 4 and info["metrics"] == {"val_dice": 0.8, "val_loss": pytest.approx(0.2)}
+    assert torch.equal(fresh.weight, model.weight)
+    assert fresh_sched.last_epoch == 4 and fresh_opt.param_groups[0]["lr"] == pytest.approx(1e-2 / 16)
+
+
+def test_save_optimizer_and_scheduler_switches(tmp_path):
+    model, optimizer, scheduler = _model_and_optimizer()
+    manager = CheckpointManager(tmp_path, "m", "epoch", save_optimizer=False, save_scheduler=False, monitor_metric=None)
+    path = manager.save_checkpoint(model, optimizer, scheduler, 1, {})
+    state = manager.store.load(path)["state"]
+    assert set(state) == {"model", "epoch", "checkpointer"}
+    with pytest.raises(CheckpointError, match="has no optimizer state"):
+        manager.load_checkpoint(path, model, optimizer)
+
+
+def test_auto_manager_adaptive_and_state_roundtrip(tmp_path):
+    model, optimizer, _ = _model_and_optimizer()
+    manager = AutoCheckpointManager(tmp_path, "auto", auto_strategy="adaptive", max_checkpoints=3)
+    for epoch, dice in enumerate([0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2], start=1):
+        manager.save_checkpoint(model, optimizer, None, epoch, {"val_dice": dice})
+    assert manager.strategy.gap == 4 and manager.strategy.last_saved_epoch == 5
+    # the newest (epoch 7, "last") and best (epoch 2) stay; adaptive saves at 3 and 5
+    assert [(c["epoch"], c["reasons"]) for c in manager.list_checkpoints()] == [
+        (2, ["best"]), (3, ["adaptive"]), (5, ["adaptive"]), (7, ["last"])
+    ]
+    again = AutoCheckpointManager(tmp_path, "auto", auto_strategy="adaptive", max_checkpoints=3)
+    again.load_checkpoint("last", model)
+    assert again.strategy.state_dict() == manager.strategy.state_dict()
+
+
+def test_presets_are_the_seed_configs():
+    assert get_checkpoint_preset("best") == {"save_strategy": "best", "monitor_metric": "val_dice", "mode": "max", "max_checkpoints": 3}
+    assert get_checkpoint_preset("adaptive") == {"manager_type": "auto", "auto_strategy": "adaptive", "max_checkpoints": 5}
+    assert get_checkpoint_preset("performance_based")["max_checkpoints"] == 3
+    preset = get_checkpoint_preset("epoch")
+    preset["max_checkpoints"] = 99
+    assert CHECKPOINT_PRESETS["epoch"]["max_checkpoints"] == 5  # callers get copies
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_PRESETS))
+def test_every_preset_builds_a_working_manager(tmp_path, name):
+    model, optimizer, scheduler = _model_and_optimizer()
+    manager = create_checkpoint_manager(tmp_path, "m", name)
+    assert isinstance(manager, AutoCheckpointManager) == (CHECKPOINT_PRESETS[name].get("manager_type") == "auto")
+    for epoch in range(1, 4):
+        manager.save_checkpoint(model, optimizer, scheduler, epoch, {"val_dice": 0.1 * epoch}, max_epochs=3)
+    assert manager.list_checkpoints()  # the newest is always there
+    assert manager.load_checkpoint(None, model)["epoch"] == 3
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda d: get_checkpoint_preset("fastest"), r"unknown checkpoint preset 'fastest'; valid presets: \['adaptive', 'all'"),
+        (lambda d: create_checkpoint_manager(d, "m", {"manager_type": "smart"}), r"unknown manager_type 'smart'; valid: \['standard', 'auto'\]"),
+        (lambda d: AutoCheckpointManager(d, "m", auto_strategy="best"), r"unknown auto_strategy 'best'; valid: \['adaptive', 'performance_based', 'time_based'\]"),
+        (lambda d: CheckpointManager(d, "m", save_strategy="top"), r"unknown checkpoint strategy 'top'"),
+        (lambda d: CheckpointManager(d, "m", mode="highest"), r"mode must be one of \['max', 'min'\]"),
+        (lambda d: CheckpointManager(d, "m", max_checkpoints=-1), "max_checkpoints must be a whole number >= 1"),
+        (lambda d: CheckpointManager(d, "m", "best", monitor_metric=None), "'best' needs monitor_metric"),
+        (lambda d: CheckpointManager(d, "m", "interval", every=0), "every must be a whole number >= 1"),
+        (lambda d: CheckpointManager(d, "m", "epoch", evry=2), r"unknown parameter\(s\) \['evry'\]"),
+    ],
+)
+def test_bad_configs_name_the_problem(tmp_path, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tmp_path)
+
+
+def test_missing_monitored_metric_and_empty_folder(tmp_path):
+    model, optimizer, _ = _model_and_optimizer()
+    manager = CheckpointManager(tmp_path, "m")
+    with pytest.raises(ValueError, match=r"'val_dice' is not among the metrics produced: \['dice'\]"):
+        manager.save_checkpoint(model, optimizer, None, 1, {"dice": 0.5})
+    assert manager.list_checkpoints() == []
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
+        manager.load_checkpoint(None, model)
