@@ -1,0 +1,189 @@
+"""Soft morphology on shifted slices: the erosion, dilation and soft skeleton of :mod:`monai.losses.cldice`, fast.
+
+MONAI builds the soft skeleton of clDice from ``max_pool3d`` calls (a 3x3x3 pool per dilation, three 1-D pools per
+erosion) and lets autograd record every pool. Here the same operators are computed on shifted slices of the tensor,
+in place, and the skeleton has its own autograd function:
+
+* erosion (minimum over the voxel and its face neighbours) and dilation (maximum over the 3x3x3 box, done as three
+  1-D passes) compare each voxel with its neighbours through ``narrow`` views. A neighbour outside the image is
+  simply not compared, which is exactly the implicit ``-inf`` padding of ``max_pool``.
+* for the prediction, each value travels with the flat index of the voxel it came from, packed into one ``int64``
+  key (order-preserving bits of the float in the high half, index in the low half), so one ``minimum``/``maximum``
+  moves both. The backward pass then needs no chain of pool backwards: every eroded or opened value *is* one input
+  voxel, so its gradient is added straight to that voxel (``index_add_``).
+* the erosion computed for one iteration's opening is the next iteration's image, so it is computed once (MONAI
+  computes it twice).
+* a binary label's skeleton (no gradient needed) is computed on ``uint8`` with the same operators.
+
+Values equal MONAI's (the same float operations in the same order); gradients equal MONAI's except where two
+different voxels hold exactly the same value and both could be the minimum or maximum, where any choice is a valid
+subgradient and MONAI itself splits the gradient arbitrarily.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["soft_erode", "soft_dilate", "soft_skeleton"]
+
+_ABS31 = 0x7FFFFFFF
+
+
+def _neighbour_reduce_(acc: torch.Tensor, src: torch.Tensor, dim: int, op) -> None:
+    """``acc[v] = op(acc[v], src[v - 1], src[v + 1])`` along ``dim`` for the neighbours that exist, in place."""
+    n = src.shape[dim]
+    if n < 2:
+        return
+    upper, lower = acc.narrow(dim, 1, n - 1), acc.narrow(dim, 0, n - 1)
+    op(upper, src.narrow(dim, 0, n - 1), out=upper)
+    op(lower, src.narrow(dim, 1, n - 1), out=lower)
+
+
+def _window3_(out: torch.Tensor, src: torch.Tensor, dim: int, op) -> torch.Tensor:
+    """``out[v] = op(src[v - 1], src[v], src[v + 1])`` along ``dim`` (existing neighbours only); no copy of ``src``."""
+    n = src.shape[dim]
+    if n < 2:
+        return out.copy_(src)
+    out.narrow(dim, 0, 1).copy_(src.narrow(dim, 0, 1))
+    op(src.narrow(dim, 1, n - 1), src.narrow(dim, 0, n - 1), out=out.narrow(dim, 1, n - 1))
+    lower = out.narrow(dim, 0, n - 1)
+    op(lower, src.narrow(dim, 1, n - 1), out=lower)
+    return out
+
+
+def soft_erode(img: torch.Tensor) -> torch.Tensor:
+    """Minimum over each voxel and its face neighbours (2 per spatial axis), as ``monai.losses.cldice.soft_erode``.
+
+    Args:
+        img: ``B, C, *spatial`` tensor of any ordered dtype (float, integer keys, ``uint8``).
+
+    Returns:
+        a new tensor of the same shape and dtype (no autograd history is recorded through the in-place steps).
+    """
+    out = _window3_(torch.empty_like(img), img, 2, torch.minimum)
+    for dim in range(3, img.ndim):
+        _neighbour_reduce_(out, img, dim, torch.minimum)
+    return out
+
+
+def soft_dilate(img: torch.Tensor) -> torch.Tensor:
+    """Maximum over the 3x3(x3) box around each voxel, as ``monai.losses.cldice.soft_dilate``: one 1-D pass per
+    axis, ping-ponging between two buffers.
+
+    Args:
+        img: ``B, C, *spatial`` tensor of any ordered dtype.
+
+    Returns:
+        a new tensor of the same shape and dtype.
+    """
+    src, spare = img, None
+    for dim in range(2, img.ndim):
+        out = _window3_(spare if spare is not None else torch.empty_like(img), src, dim, torch.maximum)
+        spare, src = (None if src is img else src), out
+    return src
+
+
+def _keys(prob: torch.Tensor) -> torch.Tensor:
+    """``int64`` keys ordered like the float32 values of ``prob``, ties broken by flat index (low 32 bits)."""
+    bits = prob.view(torch.int32)
+    ordered = bits ^ ((bits >> 31) & _ABS31)
+    index = torch.arange(prob.numel(), dtype=torch.int64, device=prob.device).view(prob.shape)
+    return (ordered.to(torch.int64) << 32) | index
+
+
+def _source(keys: torch.Tensor) -> torch.Tensor:
+    """Flat ``int32`` index of the voxel each key came from (the cast keeps the low 32 bits)."""
+    return keys.to(torch.int32)
+
+
+def _gather(flat: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Values of ``flat`` at the ``int32`` indices ``source``, shaped like ``source``."""
+    return flat.index_select(0, source.reshape(-1)).view(source.shape)
+
+
+def _skeleton_values(img: torch.Tensor, iter_: int) -> torch.Tensor:
+    """The soft skeleton without gradient, for any dtype whose ``-`` and ``*`` behave like MONAI's floats."""
+    eroded = soft_erode(img)
+    skel = torch.relu(img - soft_dilate(eroded))
+    for _ in range(iter_):
+        img, eroded = eroded, soft_erode(eroded)
+        delta = torch.relu(img - soft_dilate(eroded))
+        skel = skel + torch.relu(delta - skel * delta)
+    return skel
+
+
+def _binary_skeleton(label: torch.Tensor, iter_: int) -> torch.Tensor:
+    """The soft skeleton of a {0, 1} image on ``uint8``: there ``relu(img - open)`` is ``img > open`` and
+    ``skel + relu(delta - skel * delta)`` is ``skel | delta``; returned in ``label``'s dtype."""
+    img = (label != 0).to(torch.uint8)
+    eroded = soft_erode(img)
+    skel = img > soft_dilate(eroded)
+    for _ in range(iter_):
+        img, eroded = eroded, soft_erode(eroded)
+        skel |= img > soft_dilate(eroded)
+    return skel.to(label.dtype)
+
+
+class _SoftSkeleton(torch.autograd.Function):
+    """Soft skeleton of probabilities with a gradient routed through the source index of every min/max."""
+
+    @staticmethod
+    def forward(ctx, prob: torch.Tensor, iter_: int) -> torch.Tensor:  # type: ignore[override]
+        flat = prob.reshape(-1)
+        img_keys = _keys(prob)
+        eroded = soft_erode(img_keys)
+        opened = _source(soft_dilate(eroded))
+        skel = torch.relu(prob - _gather(flat, opened))
+        saved: list[torch.Tensor] = [opened, skel]
+        for _ in range(iter_):
+            img_keys, eroded = eroded, soft_erode(eroded)
+            img_src, opened = _source(img_keys), _source(soft_dilate(eroded))
+            delta = torch.relu(_gather(flat, img_src) - _gather(flat, opened))
+            step = delta - skel * delta
+            saved += [img_src, opened, skel, delta, step > 0]
+            skel = skel + torch.relu(step)
+        ctx.iter_ = iter_
+        ctx.save_for_backward(*saved)
+        return skel
+
+    @staticmethod
+    def backward(ctx, grad_skel: torch.Tensor):  # type: ignore[override]
+        saved = ctx.saved_tensors
+        grad_prob = torch.zeros(grad_skel.numel(), dtype=grad_skel.dtype, device=grad_skel.device)
+        grad = grad_skel
+        for i in range(ctx.iter_, 0, -1):
+            img_src, opened, skel_before, delta, step_on = saved[5 * i - 3 : 5 * i + 2]
+            grad_step = grad * step_on
+            grad = grad - grad_step * delta
+            grad_delta = (grad_step - grad_step * skel_before) * (delta > 0)
+            grad_prob.index_add_(0, img_src.reshape(-1), grad_delta.reshape(-1))
+            grad_prob.index_add_(0, opened.reshape(-1), grad_delta.reshape(-1), alpha=-1)
+        grad_first = (grad * (saved[1] > 0)).reshape(-1)
+        grad_prob += grad_first
+        grad_prob.index_add_(0, saved[0].reshape(-1), grad_first, alpha=-1)
+        return grad_prob.view(grad_skel.shape), None
+
+
+def soft_skeleton(img: torch.Tensor, iter_: int = 3) -> torch.Tensor:
+    """Soft skeleton of Shit et al. (2021), equal to ``monai.losses.cldice.soft_skel(img, iter_)``.
+
+    With a gradient (``img.requires_grad``) the skeleton is computed in float32 by :class:`_SoftSkeleton`;
+    without one, a {0, 1} image takes the ``uint8`` path and any other image the plain float path.
+
+    Args:
+        img: ``B, C, *spatial`` probabilities (2 or 3 spatial dimensions).
+        iter_: erosion iterations (non-negative); thicker structures need more.
+
+    Returns:
+        the soft skeleton, same shape and dtype as ``img``.
+    """
+    if iter_ < 0:
+        raise ValueError(f"iter_ must be a non-negative integer, got {iter_}.")
+    if img.requires_grad and torch.is_grad_enabled():
+        if img.numel() >= 2**32:
+            raise ValueError(f"soft_skeleton indexes voxels with 32 bits; got {img.numel()} voxels, split the batch.")
+        return _SoftSkeleton.apply(img.float().contiguous(), iter_).to(img.dtype)
+    with torch.no_grad():
+        if bool(((img == 0) | (img == 1)).all()):
+            return _binary_skeleton(img, iter_)
+        return _skeleton_values(img, iter_)
