@@ -261,3 +261,26 @@ def test_retention_protects_newest_and_best_and_respects_disk_budget(tmp_path):
     # strategy keeps only epoch 3; epoch 1 is the best: kept although it costs the budget (protected)
     assert [e.epoch for e in store.entries] == [1, 3]
     assert store.total_size() > 10_000
+
+
+@pytest.mark.parametrize("name", ["best", "epoch", "interval", "all", "adaptive", "performance_based", "time_based"])
+def test_retention_invariants_with_one_checkpoint(tmp_path, name):
+    """max_checkpoints=1, scripted scores with ties and NaN: the newest and the best always survive, the manifest
+    matches the folder, and no more than the strategy's file plus the protected ones remain."""
+    from pipeline.checkpoint.strategies import create_strategy
+
+    store = CheckpointStore(tmp_path, "m", fsync=False)
+    strategy = create_strategy(name, monitor="dice", max_checkpoints=1)
+    ck = Checkpointer(store, strategy)
+    scores = [0.3, float("nan"), 0.5, 0.5, 0.2, float("nan"), 0.6, 0.1, 0.6, 0.55]
+    for epoch, dice in enumerate(scores, start=1):
+        ck.step(CheckpointEvent(epoch, epoch, {"dice": dice}, elapsed=epoch * 100.0, max_epochs=len(scores)), lambda: {"e": torch.tensor(epoch)})
+        entries = store.entries
+        assert entries[-1].epoch == epoch  # save_last: the newest epoch is always on disk
+        finite = [(s, -e) for e, s in enumerate(scores[:epoch], start=1) if s == s]
+        best_epoch = -max(finite)[1]
+        assert best_epoch in [e.epoch for e in entries]  # the first epoch that reached the best score
+        assert {p.name for p in tmp_path.glob("*.pt")} == {e.file for e in entries}
+        mine = [e for e in entries if set(e.reasons) & set(strategy.reasons) and "milestone" not in e.reasons]
+        assert len(mine) <= 1 + 2  # the strategy's one, plus the newest and the best when they are also "mine"
+        assert len(entries) <= 3 + sum("milestone" in e.reasons for e in entries)

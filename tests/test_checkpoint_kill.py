@@ -43,8 +43,8 @@ def _check_after_kill(directory: Path) -> None:
     # before any recovery: the manifest names at least one checkpoint, and it loads with its checksum verified
     entries = read_manifest(manifest)
     assert entries, "the manifest lists no checkpoint after the kill"
-    store = CheckpointStore.__new__(CheckpointStore)  # read-only view: no sweep yet
-    store.directory, store._entries = directory, entries
+    store = CheckpointStore(directory, "model", recover=False)  # read-only view: no sweep yet
+    assert [e.file for e in store.entries] == [e.file for e in entries]
     loaded = 0
     for entry in entries:
         if (directory / entry.file).exists():

@@ -80,9 +80,11 @@ class CheckpointStore:
         directory: the folder (created if missing).
         model_name: the file prefix, letters, digits, ``_``, ``-`` and ``.``.
         fsync: fsync files and folder on every write (turn off only for throw-away runs).
+        recover: sweep the folder on opening (the writer does this; a reader of a folder that a running training
+            may be writing into passes ``False`` and only reads the manifest).
     """
 
-    def __init__(self, directory: str | Path, model_name: str = "model", fsync: bool = True) -> None:
+    def __init__(self, directory: str | Path, model_name: str = "model", fsync: bool = True, recover: bool = True) -> None:
         if not isinstance(model_name, str) or not _NAME.match(model_name):
             raise SettingsError(
                 f"model_name must start with a letter or digit and hold only letters, digits, '_', '-', '.': {model_name!r}"
@@ -94,7 +96,10 @@ class CheckpointStore:
         self.manifest_path = self.directory / f"{model_name}.manifest.json"
         self._file_pattern = re.compile(rf"^{re.escape(model_name)}_e\d+_i\d+(-\d+)?\.pt$")
         self._entries: list[CheckpointEntry] = []
-        self.sweep()
+        if recover:
+            self.sweep()
+        else:
+            self._entries = read_manifest(self.manifest_path) or []
 
     # ----------------------------------------------------------------------------------------------------- reading
     @property
