@@ -61,6 +61,16 @@ def test_best_on_a_plain_engine_saves_last_and_final(tmp_path):
     assert torch.equal(payload["state"]["model"]["weight"], net.weight)
     assert set(payload["state"]) == {"model", "optimizer", "trainer", "checkpointer"}
     assert payload["state"]["checkpointer"]["strategy"] == {"best": 0.6, "best_epoch": 4}
+    history = [(h["epoch"], h["reasons"], h["evicted"]) for h in handler.checkpointer.history]
+    assert history == [
+        (1, ["best"], []),
+        (2, ["best"], []),
+        (3, ["last"], []),
+        (4, ["best"], ["model_e0001_i00000003.pt", "model_e0003_i00000009.pt"]),
+        (5, ["last"], []),
+    ]
+    # the checkpoint's copy of the history includes its own save
+    assert [h["file"] for h in payload["state"]["checkpointer"]["history"]][-1] == "model_e0005_i00000015.pt"
 
 
 def test_checkpoint_is_taken_after_handlers_attached_later(tmp_path):
@@ -94,6 +104,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     assert (entry.epoch, trainer.state.epoch, trainer.state.iteration) == (2, 2, 6)
     trainer.run(DATA, max_epochs=4)
     assert torch.equal(net.weight, straight)
+    assert [h["epoch"] for h in second.checkpointer.history] == [1, 2, 3, 4]  # the first run's saves included
     # the same folder continues: retention of the resumed run also covers the first run's files
     # (the first run's final checkpoint stays: "final" is never evicted)
     assert [(e.epoch, e.reasons) for e in second.checkpoints] == [(2, ["epoch", "final"]), (4, ["epoch", "final"])]

@@ -35,6 +35,9 @@ class Checkpointer:
 
     If a write fails the strategy's state is rolled back, so the decision is taken again at the next event.
 
+    :attr:`history` lists every save with its reasons and what retention evicted after it; it is part of
+    :meth:`state_dict`, so a resumed run's history continues.
+
     Args:
         store: where the files go.
         strategy: the decision object.
@@ -51,6 +54,7 @@ class Checkpointer:
         self.strategy = strategy
         self.save_last = save_last
         self.disk_budget = disk_budget
+        self.history: list[dict[str, Any]] = []
 
     @property
     def best_entry(self) -> CheckpointEntry | None:
@@ -81,14 +85,25 @@ class Checkpointer:
             reasons = ["last"]
         if not reasons:
             return None
+        # recorded before the state is built, so the checkpoint's own history includes it (its evictions, which
+        # happen once it is durable, are filled in afterwards and so appear in the next checkpoint's copy)
+        record: dict[str, Any] = {
+            "epoch": event.epoch,
+            "iteration": event.iteration,
+            "file": self.store.file_name(event.epoch, event.iteration),
+            "reasons": sorted(set(reasons)),
+            "evicted": [],
+        }
+        self.history.append(record)
         try:
             entry = self.store.save(
                 make_state(), event.epoch, event.iteration, reasons, event.metrics, self.strategy.score(event)
             )
         except BaseException:
             self.strategy.load_state_dict(before)
+            self.history.pop()
             raise
-        self.retain()
+        record["evicted"] = self.retain()
         return entry
 
     def evictions(self) -> list[str]:
@@ -130,6 +145,14 @@ class Checkpointer:
         if gone:
             logger.debug("evicted checkpoints %s", gone)
         return gone
+
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy's state and the save history (plain data: loads with ``weights_only=True``)."""
+        return {"strategy": self.strategy.state_dict(), "history": copy.deepcopy(self.history)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.strategy.load_state_dict(state.get("strategy", {}))
+        self.history = copy.deepcopy(list(state.get("history", [])))
 
     def mark(self, entry: CheckpointEntry, *reasons: str) -> None:
         """Add reasons to a saved checkpoint (e.g. ``final`` on the checkpoint of the last epoch)."""

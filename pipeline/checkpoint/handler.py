@@ -235,11 +235,11 @@ class CheckpointHandler:
         return state
 
     def state_dict(self) -> dict[str, Any]:
-        """The handler's own state: the strategy's state and the training clock."""
-        return {"strategy": self.strategy.state_dict(), "elapsed": self.elapsed()}
+        """The handler's own state: the strategy's state, the save history and the training clock."""
+        return {**self.checkpointer.state_dict(), "elapsed": self.elapsed()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.strategy.load_state_dict(state.get("strategy", {}))
+        self.checkpointer.load_state_dict(state)
         self._elapsed = float(state.get("elapsed", 0.0))
         if self._clock_start is not None:
             self._clock_start = time.perf_counter()

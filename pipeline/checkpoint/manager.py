@@ -202,10 +202,10 @@ class CheckpointManager:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy.state_dict(), "elapsed": self._elapsed}
+        return {**self.checkpointer.state_dict(), "elapsed": self._elapsed}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.strategy.load_state_dict(state.get("strategy", {}))
+        self.checkpointer.load_state_dict(state)
         self._elapsed = float(state.get("elapsed", 0.0))
         self._last_call = None
 

@@ -153,7 +153,8 @@ class CheckpointStore:
             raise CheckpointError(f"checkpoint {path} fails its SHA-256 check: the file was altered or damaged after saving")
 
     # ----------------------------------------------------------------------------------------------------- writing
-    def _file_name(self, epoch: int, iteration: int) -> str:
+    def file_name(self, epoch: int, iteration: int) -> str:
+        """The name the next checkpoint at this position gets (a suffix ``-N`` when the plain name is taken)."""
         base = f"{self.model_name}_e{epoch:04d}_i{iteration:08d}"
         taken = {e.file for e in self._entries}
         name, n = f"{base}.pt", 0
@@ -178,7 +179,7 @@ class CheckpointStore:
                 earlier checkpoints and the manifest are untouched and no temp file is left.
         """
         entry = CheckpointEntry(
-            file=self._file_name(epoch, iteration),
+            file=self.file_name(epoch, iteration),
             epoch=int(epoch),
             iteration=int(iteration),
             reasons=sorted(set(reasons)),
