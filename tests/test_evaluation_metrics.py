@@ -150,3 +150,13 @@ def test_bad_arguments_name_the_value():
         binary_metrics(mask, mask, (1, 0, 1))
     with pytest.raises(ValueError, match="unknown metric.*valid choices"):
         binary_metrics(mask, mask, (1, 1, 1), metrics=["HD99"])
+
+
+def test_fortran_ordered_arrays_give_the_same_scores():
+    """nibabel returns Fortran-ordered arrays; the voxel lists (and every score) must not depend on memory order."""
+    pred, label = _vessel_pair(12)
+    c_order = binary_metrics(pred, label, (0.4, 0.4, 0.6))
+    assert binary_metrics(np.asfortranarray(pred), np.asfortranarray(label), (0.4, 0.4, 0.6)) == c_order
+    a, b = SparseMask.from_dense(label), SparseMask.from_dense(np.asfortranarray(label))
+    np.testing.assert_array_equal(a.keys, b.keys)
+    np.testing.assert_array_equal(a.coords, b.coords)

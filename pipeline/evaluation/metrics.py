@@ -175,10 +175,7 @@ def skeleton(mask: SparseMask, components: tuple[int, np.ndarray] | None = None)
         box = np.zeros(tuple(coords.max(0) - lo + 2), dtype=bool)
         box[tuple((coords - lo).T)] = True
         found.append(np.argwhere(skeletonize(box)) + lo)
-    coords = np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64)
-    keys = SparseMask.from_coords(mask.shape, coords).keys
-    order = np.argsort(keys, kind="stable")
-    return SparseMask(mask.shape, coords[order], keys[order])
+    return SparseMask.from_coords(mask.shape, np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64))
 
 
 def cldice(pred: SparseMask, ref: SparseMask, pred_skeleton: SparseMask, ref_skeleton: SparseMask) -> float:

@@ -29,7 +29,7 @@ class SparseMask:
 
     Attributes:
         shape: shape of the volume.
-        coords: ``(N, 3)`` voxel indices, in C order.
+        coords: ``(N, 3)`` voxel indices, in C order (sorted like ``keys``).
         keys: ``(N,)`` flat indices in the padded grid (``shape + 2``), sorted ascending.
     """
 
@@ -42,14 +42,23 @@ class SparseMask:
         """The foreground (non-zero) voxels of a 3-D array."""
         if mask.ndim != 3:
             raise ValueError(f"a 3-D mask is expected, got shape {mask.shape}.")
-        coords = np.stack(np.nonzero(mask), axis=1).astype(np.int64)
+        mask = mask if mask.dtype == bool else mask != 0
+        # a 1-D nonzero in the array's memory order (NIfTI data is Fortran-ordered) needs no copy, and is several
+        # times faster than the 3-D nonzero on a large, sparse volume
+        order = "F" if mask.flags.f_contiguous and not mask.flags.c_contiguous else "C"
+        flat = np.flatnonzero(mask.ravel(order=order))
+        coords = np.stack(np.unravel_index(flat, mask.shape, order=order), axis=1).astype(np.int64)
         return cls.from_coords(tuple(int(s) for s in mask.shape), coords)
 
     @classmethod
     def from_coords(cls, shape: tuple[int, int, int], coords: np.ndarray) -> "SparseMask":
-        """A mask from voxel indices in C order (as ``np.nonzero`` gives them)."""
+        """A mask from distinct voxel indices, in any order (they are sorted into C order)."""
         coords = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
-        return cls(shape=shape, coords=coords, keys=_padded_keys(coords, shape))
+        keys = _padded_keys(coords, shape)
+        if len(keys) > 1 and not np.all(keys[1:] > keys[:-1]):
+            order = np.argsort(keys, kind="stable")
+            coords, keys = coords[order], keys[order]
+        return cls(shape=shape, coords=coords, keys=keys)
 
     def __len__(self) -> int:
         return len(self.keys)
