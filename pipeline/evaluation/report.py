@@ -32,6 +32,8 @@ SUMMARY_JSON = "summary.json"
 PLOT_PNG = "evaluation.png"
 #: the metrics shown in the box plots and the console table
 PLOT_METRICS = ("Dice", "clDice", "NSD", "HD95_mm", "ASSD_mm", "beta0_error")
+_TITLES = {"HD95_mm": "HD95 (mm)", "ASSD_mm": "ASSD (mm)", "beta0_error": "β0 error (components)"}
+_UNIT_RANGE = ("Dice", "IoU", "Precision", "Recall", "clDice", "NSD")
 #: the columns of ``cases.csv`` before the metrics
 _ID_COLUMNS = ("case", "label", "status", "reason", "empty", "prediction", "reference", "spacing_mm", "seconds")
 
@@ -146,7 +148,9 @@ def plot_metrics(results: Sequence[CaseResult], path: str | os.PathLike, metrics
             ax.set_xticks(range(1, len(labels) + 1), [f"label {k}" for k in labels])
         else:
             ax.text(0.5, 0.5, "no finite value", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(metric.replace("_mm", " (mm)"), fontsize=10)
+        ax.set_title(_TITLES.get(metric, metric.replace("_mm", " (mm)")), fontsize=10)
+        if metric in _UNIT_RANGE:
+            ax.set_ylim(-0.02, 1.02)
         ax.grid(axis="y", alpha=0.3)
     n_failed = len(results) - len(scored)
     fig.suptitle(f"{len(scored)} cases scored" + (f", {n_failed} failed" if n_failed else ""), fontsize=10)
