@@ -140,7 +140,18 @@ def _score_files(pairs, out, settings, workers: int, title: str):
     return report
 
 
-def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device):
+def _settings(args: argparse.Namespace):
+    from pipeline.evaluation import EvaluationSettings
+
+    return EvaluationSettings(
+        tolerance_mm=args.tolerance_mm,
+        labels=None if args.labels is None else tuple(args.labels),
+        betti1=args.betti1,
+        geometry_tolerance_mm=args.geometry_tolerance_mm,
+    )
+
+
+def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device, settings=None, workers: int = 1):
     """Predict one list of the datalist with a checkpoint, print the Dice table, then score the written predictions
     with the evaluation tool (into ``output_dir/evaluation``)."""
     import tempfile
@@ -164,25 +175,28 @@ def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device):
             (Path(output_dir) / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")
         pairs = [CasePair(s.case, s.prediction, Path(it["label"])) for s, it in zip(scores, items)]
         out = None if output_dir is None else Path(output_dir) / "evaluation"
-        report = _score_files(pairs, out, EvaluationSettings(), 1, "evaluation tool (mm, NSD tolerance 1 mm):")
+        settings = settings or EvaluationSettings()
+        title = f"evaluation tool (mm, NSD tolerance {settings.tolerance_mm:g} mm):"
+        report = _score_files(pairs, out, settings, workers, title)
     return scores, report
 
 
-def _evaluate_files(args: argparse.Namespace):
+def _evaluate_command(args: argparse.Namespace):
     from pipeline.errors import InputError
-    from pipeline.evaluation import EvaluationSettings, pair_by_name, read_pairs_file
+    from pipeline.evaluation import pair_by_name, read_pairs_file
 
+    given = [name for name in ("pred", "label", "pairs") if getattr(args, name) is not None]
+    if args.checkpoint is not None:
+        if given:
+            raise InputError(f"--checkpoint predicts the datalist's images itself; drop {['--' + g for g in given]}.")
+        settings = _settings(args)
+        return _evaluate(args.checkpoint, args.dataset_dir, args.datalist, args.split, args.out, args.device, settings, args.workers)[1]
     if args.pairs is not None and (args.pred or args.label):
         raise InputError("give either --pairs or --pred with --label, not both.")
     if args.pairs is None and not (args.pred and args.label):
         raise InputError("evaluate needs --pred DIR and --label DIR, or --pairs LIST (or --checkpoint to score a checkpoint).")
+    settings = _settings(args)
     pairs = read_pairs_file(args.pairs) if args.pairs else pair_by_name(args.pred, args.label)
-    settings = EvaluationSettings(
-        tolerance_mm=args.tolerance_mm,
-        labels=None if args.labels is None else tuple(args.labels),
-        betti1=args.betti1,
-        geometry_tolerance_mm=args.geometry_tolerance_mm,
-    )
     return _score_files(pairs, args.out, settings, args.workers, f"{len(pairs)} cases (mm, NSD tolerance {args.tolerance_mm:g} mm):")
 
 
@@ -245,10 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "train":
             _train(args)
         elif args.command == "evaluate":
-            if args.checkpoint is not None:
-                _, report = _evaluate(args.checkpoint, args.dataset_dir, args.datalist, args.split, args.out, args.device)
-            else:
-                report = _evaluate_files(args)
+            report = _evaluate_command(args)
             return 1 if report.n_failed else 0
         elif args.command == "infer":
             _infer(args)

@@ -235,6 +235,8 @@ def test_affine_difference_within_tolerance_is_accepted(work):
         (["evaluate", "--out", "x"], "evaluate needs --pred DIR and --label DIR, or --pairs LIST"),
         (["evaluate", "--pred", "nowhere", "--label", "nowhere"], "prediction folder 'nowhere' does not exist"),
         (["evaluate", "--pairs", "pairs.txt"], "pairs list 'pairs.txt' does not exist"),
+        (["evaluate", "--checkpoint", "m.pt", "--pred", "p"], "--checkpoint predicts the datalist's images itself; drop ['--pred']"),
+        (["evaluate", "--pairs", "a.csv", "--pred", "p"], "give either --pairs or --pred with --label, not both"),
     ],
 )
 def test_bad_command_input_exits_2(argv, message, capsys):
