@@ -159,3 +159,35 @@ def test_a_damaged_orphan_is_quarantined_and_a_lost_manifest_rebuilt(tmp_path):
 def test_bad_model_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match="model_name must start with a letter or digit"):
         CheckpointStore(tmp_path, "../escape")
+
+
+def test_reading_a_checkpoint_folder_or_file_from_outside_the_run(tmp_path):
+    from pipeline.checkpoint import CheckpointManager, load_training_state, resolve_checkpoint
+
+    model = torch.nn.Linear(2, 1)
+    manager = CheckpointManager(tmp_path / "run", "unet", "epoch", max_checkpoints=5, monitor_metric="val_loss", mode="min")
+    for epoch, loss in enumerate([0.9, 0.4, 0.6], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        manager.save_checkpoint(model, None, None, epoch, {"val_loss": loss})
+    manifest = json.loads((tmp_path / "run" / "unet.manifest.json").read_text())
+    assert (manifest["monitor"], manifest["mode"]) == ("val_loss", "min")
+    # a folder means its best checkpoint (lowest loss here), or its newest with which="last"
+    assert resolve_checkpoint(tmp_path / "run").name == "unet_e0002_i00000002.pt"
+    assert resolve_checkpoint(tmp_path / "run", "last").name == "unet_e0003_i00000003.pt"
+    assert load_training_state(tmp_path / "run")["model"]["weight"].unique().item() == 2.0
+    # a file listed in the manifest is verified against it
+    best = resolve_checkpoint(tmp_path / "run")
+    data = bytearray(best.read_bytes())
+    data[-100] ^= 0x01
+    best.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="fails its SHA-256 check"):
+        load_training_state(best)
+    # a plain state dict (e.g. MONAI's CheckpointSaver) loads as it is
+    torch.save({"network": model.state_dict()}, tmp_path / "plain.pt")
+    assert set(load_training_state(tmp_path / "plain.pt")) == {"network"}
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve_checkpoint(tmp_path / "nowhere")
+    CheckpointStore(tmp_path / "run", "other")._write_manifest()
+    with pytest.raises(CheckpointError, match=r"must hold exactly one \*\.manifest\.json, found \['other.manifest.json', 'unet.manifest.json'\]"):
+        resolve_checkpoint(tmp_path / "run")

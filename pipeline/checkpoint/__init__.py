@@ -7,6 +7,7 @@ from pipeline.checkpoint.checkpointer import Checkpointer
 from pipeline.checkpoint.handler import CheckpointHandler
 from pipeline.checkpoint.manager import AUTO_STRATEGIES, AutoCheckpointManager, CheckpointManager
 from pipeline.checkpoint.manifest import CheckpointEntry
+from pipeline.checkpoint.reading import load_training_state, resolve_checkpoint
 from pipeline.checkpoint.presets import CHECKPOINT_PRESETS, create_checkpoint_manager, get_checkpoint_preset
 from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
 from pipeline.checkpoint.strategies import (
@@ -46,4 +47,6 @@ __all__ = [
     "create_strategy",
     "get_checkpoint_preset",
     "load_checkpoint_file",
+    "load_training_state",
+    "resolve_checkpoint",
 ]

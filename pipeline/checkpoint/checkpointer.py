@@ -95,6 +95,7 @@ class Checkpointer:
             "evicted": [],
         }
         self.history.append(record)
+        self.store.monitor, self.store.mode = self.strategy.monitor, self.strategy.mode
         try:
             entry = self.store.save(
                 make_state(), event.epoch, event.iteration, reasons, event.metrics, self.strategy.score(event)

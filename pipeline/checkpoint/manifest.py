@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from pipeline.checkpoint.atomic import atomic_write
 from pipeline.checkpoint.strategies import KeptCheckpoint
 
-__all__ = ["MANIFEST_FORMAT", "CheckpointEntry", "read_manifest", "write_manifest", "clean_metrics"]
+__all__ = ["MANIFEST_FORMAT", "CheckpointEntry", "read_manifest", "read_manifest_scoring", "write_manifest", "clean_metrics"]
 
 MANIFEST_FORMAT = "vessel-pipeline-checkpoints/1"
 
@@ -84,8 +84,33 @@ def read_manifest(path: Path) -> list[CheckpointEntry] | None:
         return None
 
 
-def write_manifest(path: Path, model_name: str, entries: list[CheckpointEntry], fsync: bool = True) -> None:
-    """Write the manifest atomically (temp file, fsync, rename, fsync folder)."""
-    document = {"format": MANIFEST_FORMAT, "model_name": model_name, "checkpoints": [e.to_dict() for e in entries]}
+def read_manifest_scoring(path: Path) -> tuple[str | None, str]:
+    """``(monitor, mode)`` recorded in the manifest at ``path`` (``(None, "max")`` when absent)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return data.get("monitor"), data.get("mode", "max")
+    except (OSError, ValueError, AttributeError):
+        return None, "max"
+
+
+def write_manifest(
+    path: Path,
+    model_name: str,
+    entries: list[CheckpointEntry],
+    fsync: bool = True,
+    monitor: str | None = None,
+    mode: str = "max",
+) -> None:
+    """Write the manifest atomically (temp file, fsync, rename, fsync folder).
+
+    ``monitor`` and ``mode`` record what ``score`` means, so a reader can pick the best checkpoint.
+    """
+    document = {
+        "format": MANIFEST_FORMAT,
+        "model_name": model_name,
+        "monitor": monitor,
+        "mode": mode,
+        "checkpoints": [e.to_dict() for e in entries],
+    }
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     atomic_write(Path(path), lambda f: f.write(text.encode()), fsync=fsync)

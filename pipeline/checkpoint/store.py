@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from pipeline.checkpoint.atomic import TEMP_SUFFIX, atomic_write, sha256_of
-from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics, read_manifest, write_manifest
+from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics, read_manifest, read_manifest_scoring, write_manifest
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointStore", "load_checkpoint_file"]
@@ -96,6 +96,8 @@ class CheckpointStore:
         self.manifest_path = self.directory / f"{model_name}.manifest.json"
         self._file_pattern = re.compile(rf"^{re.escape(model_name)}_e\d+_i\d+(-\d+)?\.pt$")
         self._entries: list[CheckpointEntry] = []
+        #: what the entries' ``score`` means (recorded in the manifest; the checkpointer sets them)
+        self.monitor, self.mode = read_manifest_scoring(self.manifest_path)
         if recover:
             self.sweep()
         else:
@@ -219,7 +221,7 @@ class CheckpointStore:
         return gone
 
     def _write_manifest(self) -> None:
-        write_manifest(self.manifest_path, self.model_name, self._entries, fsync=self.fsync)
+        write_manifest(self.manifest_path, self.model_name, self._entries, self.fsync, self.monitor, self.mode)
 
     # ----------------------------------------------------------------------------------------------------- recovery
     def sweep(self) -> None:
