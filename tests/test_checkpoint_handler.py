@@ -295,3 +295,37 @@ def test_retention_invariants_with_one_checkpoint(tmp_path, name):
         mine = [e for e in entries if set(e.reasons) & set(strategy.reasons) and "milestone" not in e.reasons]
         assert len(mine) <= 1 + 2  # the strategy's one, plus the newest and the best when they are also "mine"
         assert len(entries) <= 3 + sum("milestone" in e.reasons for e in entries)
+
+
+def test_a_fresh_run_into_a_used_folder_errors_replaces_or_keeps(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch").attach(trainer)
+    trainer.run(DATA, max_epochs=2)
+    earlier = [e.file for e in CheckpointStore(tmp_path, "model").entries]
+    assert len(earlier) == 2
+
+    net, opt, trainer, _ = _plain_setup()
+    CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch").attach(trainer)
+    with pytest.raises(SettingsError, match=r"already holds 2 checkpoint\(s\) of 'model' from an earlier run: resume from them"):
+        trainer.run(DATA, max_epochs=1)
+    assert [e.file for e in CheckpointStore(tmp_path, "model").entries] == earlier
+
+    net, opt, trainer, _ = _plain_setup()
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def earlier_files_still_there_until_the_first_save(engine):
+        assert set(earlier) <= {p.name for p in tmp_path.iterdir()}
+
+    replacing = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch", existing="replace")
+    replacing.attach(trainer)
+    trainer.run(DATA, max_epochs=1)
+    assert [e.file for e in replacing.checkpoints] == ["model_e0001_i00000003-1.pt"]
+    assert replacing.checkpointer.history[0]["evicted"] == earlier
+
+    net, opt, trainer, _ = _plain_setup()
+    keeping = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch", existing="keep", max_checkpoints=5)
+    keeping.attach(trainer)
+    trainer.run(DATA, max_epochs=1)
+    assert len(keeping.checkpoints) == 2
+    with pytest.raises(ValueError, match=r"existing must be one of \['error', 'replace', 'keep'\]"):
+        CheckpointHandler(tmp_path, {"model": net}, "epoch", existing="overwrite")

@@ -124,3 +124,16 @@ def test_missing_monitored_metric_and_empty_folder(tmp_path):
     assert manager.list_checkpoints() == []
     with pytest.raises(CheckpointError, match="no checkpoint in"):
         manager.load_checkpoint(None, model)
+
+
+def test_a_second_loop_in_the_same_folder_must_say_what_to_do(tmp_path):
+    model, optimizer, _ = _model_and_optimizer()
+    CheckpointManager(tmp_path, "m", "epoch", monitor_metric=None).save_checkpoint(model, optimizer, None, 1, {})
+    again = CheckpointManager(tmp_path, "m", "epoch", monitor_metric=None)
+    with pytest.raises(ValueError, match="from an earlier run"):
+        again.save_checkpoint(model, optimizer, None, 1, {})
+    assert again.load_checkpoint(None, model, optimizer)["epoch"] == 1  # resuming continues the same folder
+    assert again.save_checkpoint(model, optimizer, None, 2, {}).name == "m_e0002_i00000002.pt"
+    replacing = CheckpointManager(tmp_path, "m", "epoch", monitor_metric=None, existing="replace")
+    replacing.save_checkpoint(model, optimizer, None, 1, {})
+    assert [c["file"] for c in replacing.list_checkpoints()] == ["m_e0001_i00000001-1.pt"]

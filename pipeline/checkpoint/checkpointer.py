@@ -12,12 +12,14 @@ from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest, top_by_score
 from pipeline.errors import CheckpointError, SettingsError
 
-__all__ = ["Checkpointer", "PROTECTED_REASONS"]
+__all__ = ["Checkpointer", "PROTECTED_REASONS", "EXISTING_POLICIES"]
 
 logger = logging.getLogger(__name__)
 
 #: checkpoints with one of these reasons are never evicted by retention (``exception``: only the newest one is kept).
 PROTECTED_REASONS = ("final",)
+#: what a run that starts from scratch does with checkpoints an earlier run left in the folder.
+EXISTING_POLICIES = ("error", "replace", "keep")
 
 
 class Checkpointer:
@@ -55,6 +57,31 @@ class Checkpointer:
         self.save_last = save_last
         self.disk_budget = disk_budget
         self.history: list[dict[str, Any]] = []
+        self._stale: list[str] = []
+
+    def begin(self, existing: str = "error") -> None:
+        """Start a run from scratch in a folder that may hold an earlier run's checkpoints.
+
+        Args:
+            existing: ``"error"`` refuses (resume from them instead, or choose another policy); ``"replace"`` removes
+                them once this run's first checkpoint is durable (so a crash before that still leaves them);
+                ``"keep"`` leaves them under retention like this run's own.
+
+        Raises:
+            SettingsError: an unknown policy, or ``"error"`` and the folder holds checkpoints.
+        """
+        if existing not in EXISTING_POLICIES:
+            raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
+        entries = self.store.entries
+        if not entries or existing == "keep":
+            return
+        if existing == "error":
+            raise SettingsError(
+                f"{self.store.directory} already holds {len(entries)} checkpoint(s) of {self.store.model_name!r} from "
+                "an earlier run: resume from them (resume='auto'), or pass existing='replace' to replace them once this "
+                "run's first checkpoint is saved, or existing='keep'"
+            )
+        self._stale = [e.file for e in entries]
 
     @property
     def best_entry(self) -> CheckpointEntry | None:
@@ -104,7 +131,8 @@ class Checkpointer:
             self.strategy.load_state_dict(before)
             self.history.pop()
             raise
-        record["evicted"] = self.retain()
+        stale, self._stale = self._stale, []
+        record["evicted"] = self.store.evict(stale) + self.retain()
         return entry
 
     def evictions(self) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.checkpoint.checkpointer import Checkpointer
+from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, Checkpointer
 from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
@@ -61,6 +61,9 @@ class CheckpointHandler:
         save_optimizer: include optimizers of ``to_save``; save_scheduler: include LR schedulers.
         disk_budget: optional limit in bytes on the total size of the checkpoints.
         fsync: fsync every write (leave on unless the run is disposable).
+        existing: when a run starts from scratch (not resumed) and the folder holds an earlier run's checkpoints:
+            ``"error"`` (default) refuses, ``"replace"`` removes them once the new run's first checkpoint is durable,
+            ``"keep"`` keeps them under retention.
     """
 
     def __init__(
@@ -80,7 +83,10 @@ class CheckpointHandler:
         save_scheduler: bool = True,
         disk_budget: int | None = None,
         fsync: bool = True,
+        existing: str = "error",
     ) -> None:
+        if existing not in EXISTING_POLICIES:
+            raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
         params = dict(strategy_params or {})
         for key, value in (("monitor", monitor), ("mode", mode), ("max_checkpoints", max_checkpoints)):
             if value is not None:
@@ -90,6 +96,7 @@ class CheckpointHandler:
         self.checkpointer = Checkpointer(CheckpointStore(checkpoint_dir, model_name, fsync), self.strategy, save_last, disk_budget)
         self.save_final = save_final
         self.save_on_exception = save_on_exception
+        self.existing = existing
         self.trainer: Engine | None = None
         self.evaluator: Engine | None = None
         self._fresh: tuple[int, dict[str, float]] | None = None  # (trainer epoch, metrics) of the last evaluation
@@ -166,6 +173,8 @@ class CheckpointHandler:
         return handlers
 
     def _started(self, engine: Engine) -> None:
+        if engine.state.iteration == 0:  # from scratch, not resumed
+            self.checkpointer.begin(self.existing)
         # run after every handler of the same events, including those attached after this one
         for event, handler in self._ordered_handlers():
             engine.remove_event_handler(handler, event)

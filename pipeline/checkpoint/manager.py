@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import torch
 
-from pipeline.checkpoint.checkpointer import Checkpointer
+from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, Checkpointer
 from pipeline.checkpoint.manifest import CheckpointEntry
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, create_strategy
@@ -47,6 +47,9 @@ class CheckpointManager:
         monitor_metric: metric of ``metrics`` that scores checkpoints; mode: ``"max"`` or ``"min"``.
         save_optimizer, save_scheduler: include those states.
         save_last: see above; disk_budget: total bytes allowed (optional); fsync: fsync every write.
+        existing: at the first save, when nothing was loaded and the folder holds an earlier run's checkpoints:
+            ``"error"`` (default) refuses, ``"replace"`` removes them once the first new checkpoint is durable,
+            ``"keep"`` keeps them under retention.
         strategy_params: further strategy parameters (e.g. ``every=5`` for ``interval``).
     """
 
@@ -63,8 +66,11 @@ class CheckpointManager:
         save_last: bool = True,
         disk_budget: int | None = None,
         fsync: bool = True,
+        existing: str = "error",
         **strategy_params: Any,
     ) -> None:
+        if existing not in EXISTING_POLICIES:
+            raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
         self.strategy = create_strategy(
             save_strategy, max_checkpoints=max_checkpoints, monitor=monitor_metric, mode=mode, **strategy_params
         )
@@ -75,8 +81,10 @@ class CheckpointManager:
         self.save_scheduler = save_scheduler
         self.monitor_metric = monitor_metric
         self.mode = mode
+        self.existing = existing
         self._elapsed = 0.0
         self._last_call: float | None = None
+        self._begun = False
 
     @property
     def store(self) -> CheckpointStore:
@@ -110,6 +118,9 @@ class CheckpointManager:
         strategies). The training clock for ``time_based`` runs between calls. ``extra_state`` adds further objects'
         states (tensors and plain data only).
         """
+        if not self._begun:
+            self.checkpointer.begin(self.existing)
+            self._begun = True
         event = CheckpointEvent(
             epoch=int(epoch),
             iteration=int(epoch if iteration is None else iteration),
@@ -165,6 +176,7 @@ class CheckpointManager:
             obj.load_state_dict(state[name])
         if "checkpointer" in state:
             self.load_state_dict(state["checkpointer"])
+        self._begun = True  # continuing the loaded run
         return {
             "path": path,
             "epoch": meta.get("epoch", state.get("epoch")),
