@@ -68,7 +68,9 @@ def make_inputs() -> dict[str, torch.Tensor]:
     return {"logits": vessel_logits(labels), "label": labels, "skeleton": skeleton}
 
 
-def forward_backward(loss: torch.nn.Module, logits: torch.Tensor, target: torch.Tensor) -> tuple[float, torch.Tensor, float]:
+def forward_backward(
+    loss: torch.nn.Module, logits: torch.Tensor, target: torch.Tensor
+) -> tuple[float, torch.Tensor, float]:
     x = logits.detach().clone().requires_grad_(True)
     start = time.perf_counter()
     value = loss(x, target)
@@ -146,7 +148,8 @@ def main() -> None:
             same_target = losses[ours][1] == losses[base][1]
             diff_value = abs(results[ours][0] - results[base][0]) if same_target else float("nan")
             diff_grad = float((results[ours][1] - results[base][1]).abs().max()) if same_target else float("nan")
-            mem_ours, mem_base = peak_memory(ours, inputs_file, args.threads), peak_memory(base, inputs_file, args.threads)
+            mem_ours = peak_memory(ours, inputs_file, args.threads)
+            mem_base = peak_memory(base, inputs_file, args.threads)
             diffs = f"{diff_value:.2e} | {diff_grad:.2e}" if same_target else "n/a (different targets) | n/a"
             print(
                 f"| {ours} | {base} | {t_ours:.3f} | {t_base:.3f} | {t_base / t_ours:.2f}x | {target} "

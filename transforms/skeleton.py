@@ -44,7 +44,9 @@ class TubedSkeleton(Transform):
             raise InputError(f"label must be C, H, W or C, H, W, D, got shape {array.shape}.")
         values = np.unique(array)
         if not np.isin(values, (0, 1)).all():
-            raise InputError(f"label must be binary (values 0 and 1) for the tubed skeleton, found values {values[:8]}.")
+            raise InputError(
+                f"label must be binary (values 0 and 1) for the tubed skeleton, found values {values[:8]}."
+            )
         out = np.zeros(array.shape, dtype=bool)
         structure = ndimage.generate_binary_structure(array.ndim - 1, 1)
         for c, channel in enumerate(array.astype(bool)):

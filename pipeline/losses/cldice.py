@@ -61,9 +61,10 @@ class ClDiceLoss(LogitsLoss):
         )
 
     def compute(self, logits: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``target`` must be binary (checked by ``forward`` and by :class:`~pipeline.losses.CombinedLoss`)."""
         axes = tuple(range(1, probs.ndim))
         skel_pred = soft_skeleton(probs, self.iter_)
-        skel_true = soft_skeleton(target.detach(), self.iter_)
+        skel_true = soft_skeleton(target.detach(), self.iter_, binary=True)
         tprec = ((skel_pred * target).sum(axes) + self.smooth_nr) / (skel_pred.sum(axes) + self.smooth_dr)
         tsens = ((skel_true * probs).sum(axes) + self.smooth_nr) / (skel_true.sum(axes) + self.smooth_dr)
         cl_dice = 1.0 - 2.0 * (tprec * tsens) / (tprec + tsens + self.smooth)

@@ -134,7 +134,9 @@ class CombinedLoss(_Loss):
     def set_extra_state(self, state: Mapping[str, Any]) -> None:
         saved = dict(state.get("weights", {}))
         if set(saved) != set(self._weights):
-            raise SettingsError(f"saved loss weights are for terms {sorted(saved)}, this loss has {sorted(self._weights)}.")
+            raise SettingsError(
+                f"saved loss weights are for terms {sorted(saved)}, this loss has {sorted(self._weights)}."
+            )
         self.set_weights(saved)
 
     def split_target(

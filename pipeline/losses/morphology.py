@@ -24,30 +24,32 @@ from __future__ import annotations
 
 import torch
 
+from pipeline.errors import InputError, SettingsError
+
 __all__ = ["soft_erode", "soft_dilate", "soft_skeleton"]
 
 _ABS31 = 0x7FFFFFFF
 
 
-def _neighbour_reduce_(acc: torch.Tensor, src: torch.Tensor, dim: int, op) -> None:
-    """``acc[v] = op(acc[v], src[v - 1], src[v + 1])`` along ``dim`` for the neighbours that exist, in place."""
+def _neighbour_reduce_(acc: torch.Tensor, src: torch.Tensor, dim: int, op, step: int = 1) -> None:
+    """``acc[v] = op(acc[v], src[v - step], src[v + step])`` along ``dim`` where those exist, in place."""
     n = src.shape[dim]
-    if n < 2:
+    if n <= step:
         return
-    upper, lower = acc.narrow(dim, 1, n - 1), acc.narrow(dim, 0, n - 1)
-    op(upper, src.narrow(dim, 0, n - 1), out=upper)
-    op(lower, src.narrow(dim, 1, n - 1), out=lower)
+    upper, lower = acc.narrow(dim, step, n - step), acc.narrow(dim, 0, n - step)
+    op(upper, src.narrow(dim, 0, n - step), out=upper)
+    op(lower, src.narrow(dim, step, n - step), out=lower)
 
 
-def _window3_(out: torch.Tensor, src: torch.Tensor, dim: int, op) -> torch.Tensor:
-    """``out[v] = op(src[v - 1], src[v], src[v + 1])`` along ``dim`` (existing neighbours only); no copy of ``src``."""
+def _window3_(out: torch.Tensor, src: torch.Tensor, dim: int, op, step: int = 1) -> torch.Tensor:
+    """``out[v] = op(src[v - step], src[v], src[v + step])`` along ``dim`` (existing neighbours only), no copy."""
     n = src.shape[dim]
-    if n < 2:
+    if n <= step:
         return out.copy_(src)
-    out.narrow(dim, 0, 1).copy_(src.narrow(dim, 0, 1))
-    op(src.narrow(dim, 1, n - 1), src.narrow(dim, 0, n - 1), out=out.narrow(dim, 1, n - 1))
-    lower = out.narrow(dim, 0, n - 1)
-    op(lower, src.narrow(dim, 1, n - 1), out=lower)
+    out.narrow(dim, 0, step).copy_(src.narrow(dim, 0, step))
+    op(src.narrow(dim, step, n - step), src.narrow(dim, 0, n - step), out=out.narrow(dim, step, n - step))
+    lower = out.narrow(dim, 0, n - step)
+    op(lower, src.narrow(dim, step, n - step), out=lower)
     return out
 
 
@@ -83,17 +85,58 @@ def soft_dilate(img: torch.Tensor) -> torch.Tensor:
     return src
 
 
+class _PaddedGrid:
+    """Volumes with a one-voxel border, flattened: the neighbour along an axis is a fixed offset in the flat array, so
+    each min/max is one contiguous operation over the whole batch. Before an erosion the border must hold the largest
+    key and before a dilation the smallest (:meth:`set_border_`); interior results are then exact."""
+
+    def __init__(self, shape: torch.Size) -> None:
+        self.shape = (shape[0] * shape[1], *(s + 2 for s in shape[2:]))
+        self.offsets = [int(torch.tensor(self.shape[d + 1 :]).prod()) for d in range(1, len(self.shape))]
+        self.inside = (slice(None),) + tuple(slice(1, -1) for _ in shape[2:])
+
+    def embed(self, values: torch.Tensor, border: int) -> torch.Tensor:
+        out = torch.full(self.shape, border, dtype=values.dtype, device=values.device)
+        out[self.inside] = values.reshape(self.shape[0], *values.shape[2:])
+        return out
+
+    def sources(self, keys: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Flat ``int32`` index of the voxel each interior key came from (the cast keeps the low 32 bits)."""
+        return keys[self.inside].to(torch.int32).reshape(shape)
+
+    @staticmethod
+    def set_border_(t: torch.Tensor, value: int) -> torch.Tensor:
+        for d in range(1, t.ndim):
+            t.narrow(d, 0, 1).fill_(value)
+            t.narrow(d, t.shape[d] - 1, 1).fill_(value)
+        return t
+
+    def erode(self, x: torch.Tensor) -> torch.Tensor:
+        src, out = x.view(-1), torch.empty_like(x)
+        _window3_(out.view(-1), src, 0, torch.minimum, self.offsets[0])
+        for step in self.offsets[1:]:
+            _neighbour_reduce_(out.view(-1), src, 0, torch.minimum, step)
+        return out
+
+    def dilate(self, x: torch.Tensor) -> torch.Tensor:
+        src, spare = x, None
+        for step in self.offsets:
+            out = spare if spare is not None else torch.empty_like(x)
+            _window3_(out.view(-1), src.view(-1), 0, torch.maximum, step)
+            spare, src = (None if src is x else src), out
+        return src
+
+
+_KEY_MAX = torch.iinfo(torch.int64).max
+_KEY_MIN = torch.iinfo(torch.int64).min
+
+
 def _keys(prob: torch.Tensor) -> torch.Tensor:
     """``int64`` keys ordered like the float32 values of ``prob``, ties broken by flat index (low 32 bits)."""
     bits = prob.view(torch.int32)
     ordered = bits ^ ((bits >> 31) & _ABS31)
     index = torch.arange(prob.numel(), dtype=torch.int64, device=prob.device).view(prob.shape)
     return (ordered.to(torch.int64) << 32) | index
-
-
-def _source(keys: torch.Tensor) -> torch.Tensor:
-    """Flat ``int32`` index of the voxel each key came from (the cast keeps the low 32 bits)."""
-    return keys.to(torch.int32)
 
 
 def _gather(flat: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -129,15 +172,15 @@ class _SoftSkeleton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, prob: torch.Tensor, iter_: int) -> torch.Tensor:  # type: ignore[override]
-        flat = prob.reshape(-1)
-        img_keys = _keys(prob)
-        eroded = soft_erode(img_keys)
-        opened = _source(soft_dilate(eroded))
+        flat, grid = prob.reshape(-1), _PaddedGrid(prob.shape)
+        eroded = grid.erode(grid.embed(_keys(prob), _KEY_MAX))
+        opened = grid.sources(grid.dilate(grid.set_border_(eroded, _KEY_MIN)), prob.shape)
         skel = torch.relu(prob - _gather(flat, opened))
         saved: list[torch.Tensor] = [opened, skel]
         for _ in range(iter_):
-            img_keys, eroded = eroded, soft_erode(eroded)
-            img_src, opened = _source(img_keys), _source(soft_dilate(eroded))
+            img_keys, eroded = eroded, grid.erode(grid.set_border_(eroded, _KEY_MAX))
+            img_src = grid.sources(img_keys, prob.shape)
+            opened = grid.sources(grid.dilate(grid.set_border_(eroded, _KEY_MIN)), prob.shape)
             delta = torch.relu(_gather(flat, img_src) - _gather(flat, opened))
             step = delta - skel * delta
             saved += [img_src, opened, skel, delta, step > 0]
@@ -164,7 +207,7 @@ class _SoftSkeleton(torch.autograd.Function):
         return grad_prob.view(grad_skel.shape), None
 
 
-def soft_skeleton(img: torch.Tensor, iter_: int = 3) -> torch.Tensor:
+def soft_skeleton(img: torch.Tensor, iter_: int = 3, binary: bool | None = None) -> torch.Tensor:
     """Soft skeleton of Shit et al. (2021), equal to ``monai.losses.cldice.soft_skel(img, iter_)``.
 
     With a gradient (``img.requires_grad``) the skeleton is computed in float32 by :class:`_SoftSkeleton`;
@@ -173,17 +216,20 @@ def soft_skeleton(img: torch.Tensor, iter_: int = 3) -> torch.Tensor:
     Args:
         img: ``B, C, *spatial`` probabilities (2 or 3 spatial dimensions).
         iter_: erosion iterations (non-negative); thicker structures need more.
+        binary: without gradient, whether ``img`` is known to hold only 0 and 1 (``None``: look).
 
     Returns:
         the soft skeleton, same shape and dtype as ``img``.
     """
     if iter_ < 0:
-        raise ValueError(f"iter_ must be a non-negative integer, got {iter_}.")
+        raise SettingsError(f"iter_ must be a non-negative integer, got {iter_}.")
     if img.requires_grad and torch.is_grad_enabled():
-        if img.numel() >= 2**32:
-            raise ValueError(f"soft_skeleton indexes voxels with 32 bits; got {img.numel()} voxels, split the batch.")
+        if img.numel() >= 2**31:
+            raise InputError(f"soft_skeleton indexes voxels with 31 bits; got {img.numel()} voxels, split the batch.")
         return _SoftSkeleton.apply(img.float().contiguous(), iter_).to(img.dtype)
     with torch.no_grad():
-        if bool(((img == 0) | (img == 1)).all()):
+        if binary is None:
+            binary = bool(((img == 0) | (img == 1)).all())
+        if binary:
             return _binary_skeleton(img, iter_)
         return _skeleton_values(img, iter_)

@@ -23,11 +23,14 @@ def distinct_logits(shape: Sequence[int], seed: int = 0, scale: float = 4.0) -> 
     return ((order / max(n - 1, 1)) * 2 - 1).mul(scale).view(*shape)
 
 
-def vessel_labels(shape: Sequence[int], batch: int = 2, seed: int = 0, radius: tuple[float, float] = (1.5, 2.5)) -> torch.Tensor:
+def vessel_labels(
+    shape: Sequence[int], batch: int = 2, seed: int = 0, radius: tuple[float, float] = (1.5, 2.5)
+) -> torch.Tensor:
     """``batch, 1, *shape`` float {0, 1} labels of one synthetic vessel tree each (the project's phantom generator)."""
     labels = []
     for b in range(batch):
-        cfg = PhantomConfig(shape=tuple(shape), spacing=(0.5, 0.5, 0.5), n_trees=1, tree=TreeConfig(root_radius_vox=radius))
+        tree = TreeConfig(root_radius_vox=radius)
+        cfg = PhantomConfig(shape=tuple(shape), spacing=(0.5, 0.5, 0.5), n_trees=1, tree=tree)
         labels.append(make_phantom(cfg, np.random.default_rng(seed + b)).label)
     return torch.as_tensor(np.stack(labels)[:, None]).float()
 
@@ -37,7 +40,9 @@ def vessel_logits(labels: torch.Tensor, seed: int = 0, margin: float = 2.0) -> t
     return (2 * labels - 1) * margin + distinct_logits(labels.shape, seed, scale=0.75 * margin)
 
 
-def value_and_grad(loss: torch.nn.Module, logits: torch.Tensor, *targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def value_and_grad(
+    loss: torch.nn.Module, logits: torch.Tensor, *targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``loss(logits, *targets)`` and its gradient with respect to ``logits`` (a fresh leaf copy)."""
     x = logits.detach().clone().requires_grad_(True)
     value = loss(x, *targets)
