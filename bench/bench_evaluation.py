@@ -6,7 +6,8 @@ phantom rendering). Prints, as markdown:
 1. per-metric values of both computations and their largest absolute difference;
 2. seconds per case of each and the ratio;
 3. the wall time of 4 cases read from NIfTI files and scored with 1 and 2 worker processes, with the load average
-   before (the speed-up is only meaningful when two cores are free) and the sum of the per-case times (the work).
+   before, the sum of the per-case times, and a control (pure-Python loops in the same pool): the speed-up is only
+   meaningful where the control shows two free cores.
 
 The volume is a 512x512x256 phantom (spacing 0.4x0.4x0.5 mm, four coronary-like trees) from
 :func:`pipeline.phantoms.make_phantom`; the prediction is the label shifted by one voxel, eroded in a slab, with one
@@ -16,12 +17,14 @@ branch missing and a few false-positive blobs.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -37,6 +40,7 @@ from pipeline.phantoms import PhantomConfig, TreeConfig, make_phantom, signed_di
 SHAPE = (512, 512, 256)
 SPACING = (0.4, 0.4, 0.5)
 TOLERANCE_MM = 1.0
+SPIN_STEPS = 20_000_000
 COMPARED = ("Dice", "clDice", "HD95_mm", "ASSD_mm", "NSD", "beta0_pred", "beta0_ref", "beta0_error")
 
 
@@ -116,6 +120,25 @@ def scaling(label: np.ndarray, phantom, n_cases: int, folder: Path) -> None:
         base = base or seconds
         busy = sum(r.seconds for r in results)
         print(f"| {workers} worker{'s' if workers > 1 else ''} | {seconds:.2f} | {busy:.2f} | {base / seconds:.2f}x |")
+    base = None
+    for workers in (1, 2):
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            start = time.perf_counter()
+            busy = sum(pool.map(spin, [SPIN_STEPS] * n_cases))
+            seconds = time.perf_counter() - start
+        base = base or seconds
+        print(f"| control: {n_cases} pure-Python loops, {workers} worker{'s' if workers > 1 else ''} | {seconds:.2f} | "
+              f"{busy:.2f} | {base / seconds:.2f}x |")
+
+
+def spin(steps: int) -> float:
+    """A pure-Python busy loop: the speed-up two processes get on it is what the machine offers at the moment."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(steps):
+        total += i
+    return time.perf_counter() - start
 
 
 def main() -> None:

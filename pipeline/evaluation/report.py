@@ -151,6 +151,8 @@ def plot_metrics(results: Sequence[CaseResult], path: str | os.PathLike, metrics
         ax.set_title(_TITLES.get(metric, metric.replace("_mm", " (mm)")), fontsize=10)
         if metric in _UNIT_RANGE:
             ax.set_ylim(-0.02, 1.02)
+        else:
+            ax.set_ylim(bottom=0.0)
         ax.grid(axis="y", alpha=0.3)
     n_failed = len(results) - len(scored)
     fig.suptitle(f"{len(scored)} cases scored" + (f", {n_failed} failed" if n_failed else ""), fontsize=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -137,11 +138,16 @@ def evaluate_pairs(
         return results
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with ProcessPoolExecutor(max_workers=min(workers, len(pairs)), mp_context=context) as pool:
-        results = []
-        for result in pool.map(partial(evaluate_case, settings=settings), pairs):
-            _log(result)
-            results.append(result)
+    results = []
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns when forking a process that has threads (torch's thread pool, once torch ran an op):
+        # a child could inherit a lock held by one of them. The workers only run numpy/scipy/scikit-image code that
+        # takes no such lock, so the fork is safe here.
+        warnings.filterwarnings("ignore", message=".*multi-threaded, use of fork", category=DeprecationWarning)
+        with ProcessPoolExecutor(max_workers=min(workers, len(pairs)), mp_context=context) as pool:
+            for result in pool.map(partial(evaluate_case, settings=settings), pairs):
+                _log(result)
+                results.append(result)
     return results
 
 
