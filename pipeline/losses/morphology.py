@@ -158,13 +158,14 @@ def _skeleton_values(img: torch.Tensor, iter_: int) -> torch.Tensor:
 def _binary_skeleton(label: torch.Tensor, iter_: int) -> torch.Tensor:
     """The soft skeleton of a {0, 1} image on ``uint8``: there ``relu(img - open)`` is ``img > open`` and
     ``skel + relu(delta - skel * delta)`` is ``skel | delta``; returned in ``label``'s dtype."""
-    img = (label != 0).to(torch.uint8)
-    eroded = soft_erode(img)
-    skel = img > soft_dilate(eroded)
+    grid = _PaddedGrid(label.shape)
+    img = grid.embed((label != 0).to(torch.uint8), 1)
+    eroded = grid.erode(img)
+    skel = img[grid.inside] > grid.dilate(grid.set_border_(eroded, 0))[grid.inside]
     for _ in range(iter_):
-        img, eroded = eroded, soft_erode(eroded)
-        skel |= img > soft_dilate(eroded)
-    return skel.to(label.dtype)
+        img, eroded = eroded, grid.erode(grid.set_border_(eroded, 1))
+        skel |= img[grid.inside] > grid.dilate(grid.set_border_(eroded, 0))[grid.inside]
+    return skel.reshape(label.shape).to(label.dtype)
 
 
 class _SoftSkeleton(torch.autograd.Function):
@@ -196,11 +197,12 @@ class _SoftSkeleton(torch.autograd.Function):
         grad = grad_skel
         for i in range(ctx.iter_, 0, -1):
             img_src, opened, skel_before, delta, step_on = saved[5 * i - 3 : 5 * i + 2]
+            # skel = skel_before + relu(step), step = delta - skel_before * delta; step > 0 implies delta > 0
             grad_step = grad * step_on
-            grad = grad - grad_step * delta
-            grad_delta = (grad_step - grad_step * skel_before) * (delta > 0)
-            grad_prob.index_add_(0, img_src.reshape(-1), grad_delta.reshape(-1))
-            grad_prob.index_add_(0, opened.reshape(-1), grad_delta.reshape(-1), alpha=-1)
+            grad = torch.addcmul(grad, grad_step, delta, value=-1)
+            grad_delta = torch.addcmul(grad_step, grad_step, skel_before, value=-1).reshape(-1)
+            grad_prob.index_add_(0, img_src.reshape(-1), grad_delta)
+            grad_prob.index_add_(0, opened.reshape(-1), grad_delta, alpha=-1)
         grad_first = (grad * (saved[1] > 0)).reshape(-1)
         grad_prob += grad_first
         grad_prob.index_add_(0, saved[0].reshape(-1), grad_first, alpha=-1)
