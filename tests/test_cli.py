@@ -18,6 +18,11 @@ from pipeline.cli import main
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _newest_checkpoint(run: Path) -> Path:
+    """The last checkpoint a run wrote (after one epoch: the best and the final model)."""
+    return max((run / "checkpoints").glob("*.pt"), key=lambda p: p.stat().st_mtime_ns)
+
+
 def test_make_phantoms(tmp_path, capsys):
     out = tmp_path / "phantoms"
     code = main(["-q", "make-phantoms", "--out", str(out), "--num", "3", "--shape", "40", "40", "24", "--seed", "3"])
@@ -50,7 +55,7 @@ def test_demo_trains_then_scores_test_cases(tiny_dataset, tmp_path, capsys):
     np.testing.assert_allclose(pred.affine, src.affine, atol=1e-5)
 
     # the same checkpoint scored again by the evaluate command gives the same Dice
-    code = main(["-q", "evaluate", "--checkpoint", str(out / "checkpoints" / "best_model.pt"),
+    code = main(["-q", "evaluate", "--checkpoint", str(_newest_checkpoint(out)),
                  "--dataset-dir", str(tiny_dataset), "--device", "cpu"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -75,7 +80,7 @@ def test_evaluate_into_a_new_folder(tiny_dataset, tmp_path):
     assert main(["-q", "train", "--dataset-dir", str(tiny_dataset), "--output-dir", str(run), "--epochs", "1",
                  "--patch-size", "32", "32", "32", "--no-progress", "--device", "cpu"]) == 0
     out = tmp_path / "new" / "eval"
-    assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoints" / "final_model.pt"),
+    assert main(["-q", "evaluate", "--checkpoint", str(_newest_checkpoint(run)),
                  "--dataset-dir", str(tiny_dataset), "--split", "validation", "--output-dir", str(out)]) == 0
     (row,) = json.loads((out / "scores.json").read_text())
     assert row["case"] == "coronary_003_image" and row["shape"] == [48, 48, 32]
@@ -92,7 +97,7 @@ def test_infer_writes_predictions_on_each_input_grid_then_evaluate_scores_them(t
     for case in ("coronary_003", "coronary_004"):
         shutil.copy(tiny_dataset / f"{case}_image.nii.gz", images)
     preds = tmp_path / "preds"
-    assert main(["-q", "infer", "--checkpoint", str(run / "checkpoints" / "final_model.pt"), "--input", str(images),
+    assert main(["-q", "infer", "--checkpoint", str(_newest_checkpoint(run)), "--input", str(images),
                  "--out", str(preds), "--device", "cpu"]) == 0
     assert "coronary_004_image_pred.nii.gz" in capsys.readouterr().out
     for case in ("coronary_003", "coronary_004"):
@@ -109,7 +114,7 @@ def test_infer_writes_predictions_on_each_input_grid_then_evaluate_scores_them(t
     assert main(["-q", "evaluate", "--pred", str(preds), "--label", str(labels), "--out", str(tmp_path / "ev")]) == 0
     with open(tmp_path / "ev" / "cases.csv", newline="") as f:
         rows = {r["case"]: r for r in csv.DictReader(f)}
-    assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoints" / "final_model.pt"), "--dataset-dir",
+    assert main(["-q", "evaluate", "--checkpoint", str(_newest_checkpoint(run)), "--dataset-dir",
                  str(tiny_dataset), "--split", "test", "--out", str(tmp_path / "ckpt")]) == 0
     (row,) = json.loads((tmp_path / "ckpt" / "scores.json").read_text())
     assert float(rows["coronary_004"]["Dice"]) == pytest.approx(row["dice"], abs=1e-6)

@@ -42,7 +42,8 @@ class CaseScore:
 def load_network(checkpoint: str | Path, config: TrainingConfig | None = None) -> tuple[torch.nn.Module, TrainingConfig]:
     """Rebuild the network of a training run and load its weights (``torch.load(weights_only=True)``).
 
-    The run's ``config.json`` is looked up next to the checkpoint folder unless ``config`` is given.
+    The run's ``config.json`` is looked up next to the checkpoint folder unless ``config`` is given. Reads a plain
+    state dict, MONAI ``CheckpointSaver``'s ``{"network": ...}`` and :mod:`pipeline.checkpoint` files.
 
     Raises:
         CheckpointError: missing file or config, a file ``weights_only`` loading refuses (corrupt, or a pickle that
@@ -62,6 +63,8 @@ def load_network(checkpoint: str | Path, config: TrainingConfig | None = None) -
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"checkpoint '{checkpoint}' cannot be loaded safely: {type(e).__name__}: {e}".strip()) from None
+    if isinstance(state, dict) and "format" in state and isinstance(state.get("state"), dict):
+        state = state["state"]  # a pipeline.checkpoint file: {"format", "meta", "state": {"network": ..., ...}}
     weights = state.get("network", state) if isinstance(state, dict) else None
     if not isinstance(weights, dict):
         raise CheckpointError(f"checkpoint '{checkpoint}' holds no state dict (found {type(state).__name__}).")
