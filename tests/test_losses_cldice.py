@@ -10,7 +10,13 @@ from monai.losses.cldice import soft_erode as monai_erode
 from monai.losses.cldice import soft_skel
 
 from pipeline.losses import ClDiceLoss, soft_dilate, soft_erode, soft_skeleton
-from pipeline.losses.testing import assert_same_value_and_grad, distinct_logits, value_and_grad, vessel_labels, vessel_logits
+from pipeline.losses.testing import (
+    assert_same_value_and_grad,
+    distinct_logits,
+    value_and_grad,
+    vessel_labels,
+    vessel_logits,
+)
 
 SHAPES = [(2, 1, 11, 12, 13), (1, 2, 9, 7, 8), (2, 1, 15, 17), (1, 1, 1, 6, 5)]
 
@@ -47,7 +53,8 @@ def test_soft_skeleton_values_and_gradients_equal_monai(shape, iter_):
 @pytest.mark.parametrize("kind", ["binary", "soft"])
 def test_skeleton_without_gradient_equals_monai(kind):
     labels = vessel_labels((16, 16, 16))
-    image = labels if kind == "binary" else labels * torch.rand(labels.shape, generator=torch.Generator().manual_seed(0))
+    noise = torch.rand(labels.shape, generator=torch.Generator().manual_seed(0))
+    image = labels if kind == "binary" else labels * noise
     assert torch.equal(soft_skeleton(image, 3), soft_skel(image, 3))
     assert soft_skeleton(image, 3).dtype == image.dtype
 
@@ -63,7 +70,8 @@ def _inputs(kind):
 
 @pytest.mark.parametrize("kind", ["random", "vessel"])
 @pytest.mark.parametrize(
-    "options", [{}, {"iter_": 0}, {"iter_": 5, "smooth_nr": 0.5, "smooth_dr": 2.0}, {"reduction": "none"}, {"reduction": "sum"}]
+    "options",
+    [{}, {"iter_": 0}, {"iter_": 5, "smooth_nr": 0.5, "smooth_dr": 2.0}, {"reduction": "none"}, {"reduction": "sum"}],
 )
 def test_cldice_equals_monai(kind, options):
     logits, labels = _inputs(kind)

@@ -32,7 +32,9 @@ def batch():
 
 def test_weighted_sum_equals_monai_references(batch):
     logits, labels, _ = batch
-    loss = CombinedLoss({"dice": {"jaccard": True}, "focal": {"alpha": 0.25}, "cldice": {}}, {"dice": 0.5, "focal": 0.2, "cldice": 0.3})
+    loss = CombinedLoss(
+        {"dice": {"jaccard": True}, "focal": {"alpha": 0.25}, "cldice": {}}, {"dice": 0.5, "focal": 0.2, "cldice": 0.3}
+    )
 
     def reference(x, y):
         dice = DiceLoss(sigmoid=True, jaccard=True)(x, y)
@@ -72,7 +74,8 @@ def test_zero_weight_terms_are_skipped_in_forward_but_reported_on_demand(batch):
     loss.set_weights(cldice=0.0)
     value = loss(logits, labels)
     assert "cldice_loss" not in loss.last_components
-    assert float(value) == pytest.approx(0.5 * loss.last_components["dice_loss"] + 0.2 * loss.last_components["bce_loss"])
+    last = loss.last_components
+    assert float(value) == pytest.approx(0.5 * last["dice_loss"] + 0.2 * last["bce_loss"])
     components = loss.get_loss_components(logits, labels)
     assert components["cldice_loss"] == pytest.approx(float(ClDiceLoss()(logits, labels)))
     assert components["total_loss"] == pytest.approx(float(value))
@@ -127,21 +130,22 @@ def test_skeleton_convention(batch):
     packed = loss(logits, torch.cat([labels, skeleton], 1))
     assert torch.equal(packed, loss(logits, labels, skeleton=skeleton))
     assert torch.equal(packed, loss(MetaTensor(logits), MetaTensor(torch.cat([labels, skeleton], 1))))
-    with pytest.raises(ValueError, match="the skeleton_recall term needs the tubed skeleton: pass skeleton=..., or give the target 2 channels"):
+    with pytest.raises(ValueError, match="skeleton_recall term needs the tubed skeleton: pass skeleton=..., or"):
         loss(logits, labels)
     loss.skeleton_recall_weight = 0.0
-    assert float(loss(logits, labels)) == pytest.approx(0.5 * float(EnhancedDiceLoss()(logits, labels)) + 0.5 * float(EnhancedBCELoss()(logits, labels)))
+    expected = 0.5 * float(EnhancedDiceLoss()(logits, labels)) + 0.5 * float(EnhancedBCELoss()(logits, labels))
+    assert float(loss(logits, labels)) == pytest.approx(expected)
     with pytest.raises(ValueError, match="skeleton must be binary"):
         create_loss_function("vessel_skeleton_recall")(logits, labels, skeleton=skeleton * 0.5)
     plain = create_loss_function("default_segmentation")
-    with pytest.raises(ValueError, match=r"prediction shape \(2, 1, 16, 16, 16\) and target shape \(2, 2, 16, 16, 16\) differ"):
+    with pytest.raises(ValueError, match=r"prediction shape \(2, 1, 16, 16, 16\) and target shape \(2, 2, 16, 16,"):
         plain(logits, torch.cat([labels, skeleton], 1))
 
 
 def test_bad_input_to_forward(batch):
     logits, labels, _ = batch
     loss = create_loss_function("default_segmentation")
-    with pytest.raises(ValueError, match=r"prediction shape \(2, 1, 16, 16, 16\) and target shape \(2, 1, 16, 16, 8\) differ"):
+    with pytest.raises(ValueError, match=r"prediction shape \(2, 1, 16, 16, 16\) and target shape \(2, 1, 16, 16, 8\)"):
         loss(logits, labels[..., :8])
     with pytest.raises(ValueError, match="target must be binary .* found the value 0.5"):
         loss(logits, labels * 0.5)
@@ -152,13 +156,14 @@ def test_bad_input_to_forward(batch):
 def test_constructor_bad_input():
     with pytest.raises(ValueError, match="needs at least one term"):
         CombinedLoss({})
-    with pytest.raises(ValueError, match=r"unknown loss term 'hausdorff'; valid terms: \['bce', 'cldice', 'dice', 'focal', 'skeleton_recall', 'tversky'\]"):
+    terms = r"\['bce', 'cldice', 'dice', 'focal', 'skeleton_recall', 'tversky'\]"
+    with pytest.raises(ValueError, match=r"unknown loss term 'hausdorff'; valid terms: " + terms):
         CombinedLoss({"hausdorff": {}})
     with pytest.raises(ValueError, match="term 'dice' must be a pipeline.losses LogitsLoss or a dict"):
         CombinedLoss({"dice": DiceLoss()})
     with pytest.raises(ValueError, match="term 'dice' has reduction='none'"):
         CombinedLoss({"dice": EnhancedDiceLoss(reduction="none")})
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['smoth'\] for the 'dice' loss term; valid options: \['smooth', 'jaccard'"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['smoth'\] for the 'dice' loss term; valid options"):
         CombinedLoss({"dice": {"smoth": 1.0}})
 
 

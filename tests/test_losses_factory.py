@@ -77,7 +77,9 @@ def test_single_term_types_and_scheduler_key():
     loss = create_loss_function({"type": "cldice", "iter_": 2})
     assert list(loss.weights) == ["cldice"] and loss.terms["cldice"].iter_ == 2
     assert create_loss_function({"type": "focal"}).terms["focal"].gamma == 2.0
-    with_scheduler = create_loss_function({"type": "combined", "dice_weight": 0.8, "bce_weight": 0.2, "scheduler": {"type": "adaptive"}})
+    with_scheduler = create_loss_function(
+        {"type": "combined", "dice_weight": 0.8, "bce_weight": 0.2, "scheduler": {"type": "adaptive"}}
+    )
     assert dict(with_scheduler.weights) == {"dice": 0.8, "bce": 0.2}
     assert dict(create_loss_function({"dice_weight": 1.0}).weights) == {"dice": 1.0}
 
@@ -85,15 +87,26 @@ def test_single_term_types_and_scheduler_key():
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"type": "hausdorff"}, r"unknown loss type 'hausdorff'; valid types: \['combined', 'dice', 'bce', 'focal', 'tversky', 'cldice', 'skeleton_recall'\]"),
-        ("fancy_preset", r"unknown loss preset 'fancy_preset'; valid presets: \['default_segmentation', 'focal_segmentation'"),
-        ({"type": "combined", "dice_weight": 0.7, "bce_wieght": 0.3}, r"unknown key\(s\) \['bce_wieght'\] in a 'combined' loss config; valid keys: \['type', 'scheduler', 'dice_weight / dice_config'"),
-        ({"type": "combined", "dice_weight": -0.7, "bce_weight": 0.3}, "weight of 'dice' must be finite and >= 0, got -0.7"),
+        (
+            {"type": "hausdorff"},
+            r"unknown loss type 'hausdorff'; valid types: \['combined', 'dice', 'bce', 'focal', 'tversky', 'cldice', "
+            r"'skeleton_recall'\]",
+        ),
+        ("fancy_preset", r"unknown loss preset 'fancy_preset'; valid presets: \['default_segmentation', 'focal_"),
+        (
+            {"type": "combined", "dice_weight": 0.7, "bce_wieght": 0.3},
+            r"unknown key\(s\) \['bce_wieght'\] in a 'combined' loss config; "
+            r"valid keys: \['type', 'scheduler', 'dice_weight / dice_config'",
+        ),
+        ({"dice_weight": -0.7, "bce_weight": 0.3}, "weight of 'dice' must be finite and >= 0, got -0.7"),
         ({"type": "combined", "dice_weight": 0.0, "bce_weight": 0.0}, "at least one loss weight must be > 0"),
         ({"type": "combined"}, "a 'combined' loss config needs at least one <term>_weight"),
-        ({"type": "combined", "dice_weight": 1.0, "bce_config": {"gamma": 2.0}}, "bce_config is given without bce_weight"),
-        ({"type": "combined", "dice_weight": 1.0, "dice_config": {"jacard": True}}, r"unknown option\(s\) \['jacard'\] for the 'dice' loss term; valid options: \['smooth', 'jaccard'"),
-        ({"type": "combined", "dice_weight": 1.0, "dice_config": [1]}, r"dice_config must be a dict of options, got \[1\]"),
+        ({"dice_weight": 1.0, "bce_config": {"gamma": 2.0}}, "bce_config is given without bce_weight"),
+        (
+            {"type": "combined", "dice_weight": 1.0, "dice_config": {"jacard": True}},
+            r"unknown option\(s\) \['jacard'\] for the 'dice' loss term; valid options: \['smooth', 'jaccard'",
+        ),
+        ({"dice_weight": 1.0, "dice_config": [1]}, r"dice_config must be a dict of options, got \[1\]"),
         ({"type": "dice", "weight": 1.0}, r"unknown option\(s\) \['weight'\] for the 'dice' loss term"),
         ({"type": "focal", "gamma": -1}, "gamma must be >= 0, got -1"),
         (42, "a loss config must be a dict or a preset name"),
@@ -111,7 +124,10 @@ def test_losses_build_from_a_monai_bundle_config():
             "seed": {"_target_": "pipeline.losses.LossManager.create_loss_function", "config": SEED_CONFIG},
             "explicit": {
                 "_target_": "pipeline.losses.CombinedLoss",
-                "terms": {"dice": {"_target_": "pipeline.losses.EnhancedDiceLoss", "jaccard": True}, "cldice": {"iter_": 2}},
+                "terms": {
+                    "dice": {"_target_": "pipeline.losses.EnhancedDiceLoss", "jaccard": True},
+                    "cldice": {"iter_": 2},
+                },
                 "weights": {"dice": 0.6, "cldice": 0.4},
             },
             "term": {"_target_": "pipeline.losses.ClDiceLoss", "iter_": 4},

@@ -40,7 +40,11 @@ def test_preset_fits_a_vessel_patch(preset, patch):
     image, labels, target = patch
     torch.manual_seed(0)
     network = torch.nn.Sequential(
-        torch.nn.Conv3d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(8, 1, 1)
+        torch.nn.Conv3d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv3d(8, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv3d(8, 1, 1),
     )
     optimizer = torch.optim.Adam(network.parameters(), lr=0.05)
     loss_function = create_loss_function(preset)

@@ -27,7 +27,8 @@ def test_tubed_skeleton_is_a_dilated_skeleton_inside_the_label(label, dilation):
     assert set(skeleton.unique().tolist()) <= {0.0, 1.0}
     lab, skel = label[0].numpy().astype(bool), skeleton[0].numpy().astype(bool)
     bare = skeletonize(lab)
-    expected = ndimage.binary_dilation(bare, ndimage.generate_binary_structure(3, 1), dilation) & lab if dilation else bare
+    cross = ndimage.generate_binary_structure(3, 1)
+    expected = ndimage.binary_dilation(bare, cross, dilation) & lab if dilation else bare
     assert np.array_equal(skel, expected)
     assert not (skel & ~lab).any()
     assert 0 < skel.sum() < lab.sum()
@@ -49,7 +50,13 @@ def test_dictionary_transform_appends_channels_that_follow_spatial_transforms(la
     assert data["label"].shape == (2, 24, 24, 24)
     assert torch.equal(data["label"][:1], label)
     assert torch.equal(data["label"][1:], TubedSkeleton(1)(label))
-    chain = Compose([TubedSkeletond(keys="label"), RandFlipd(keys="label", prob=1.0, spatial_axis=0), RandSpatialCropd(keys="label", roi_size=(16, 16, 16))])
+    chain = Compose(
+        [
+            TubedSkeletond(keys="label"),
+            RandFlipd(keys="label", prob=1.0, spatial_axis=0),
+            RandSpatialCropd(keys="label", roi_size=(16, 16, 16)),
+        ]
+    )
     chain.set_random_state(0)
     out = chain({"label": label})["label"]
     assert out.shape == (2, 16, 16, 16)
@@ -59,7 +66,8 @@ def test_dictionary_transform_appends_channels_that_follow_spatial_transforms(la
 
 
 def test_tubed_skeleton_bad_input(label):
-    with pytest.raises(ValueError, match=r"label must be binary \(values 0 and 1\) for the tubed skeleton, found values \[0. 1. 2.\]"):
+    message = r"label must be binary \(values 0 and 1\) for the tubed skeleton, found values \[0. 1. 2.\]"
+    with pytest.raises(ValueError, match=message):
         TubedSkeleton()(torch.where(label.bool(), label, label + 2 * (label.roll(1, 1) > 0)))
     with pytest.raises(ValueError, match="dilation must be a non-negative integer, got -1"):
         TubedSkeleton(-1)

@@ -7,7 +7,13 @@ import torch
 from monai.losses import DiceLoss, FocalLoss, TverskyLoss
 
 from pipeline.losses import EnhancedBCELoss, EnhancedDiceLoss, EnhancedTverskyLoss
-from pipeline.losses.testing import assert_same_value_and_grad, distinct_logits, value_and_grad, vessel_labels, vessel_logits
+from pipeline.losses.testing import (
+    assert_same_value_and_grad,
+    distinct_logits,
+    value_and_grad,
+    vessel_labels,
+    vessel_logits,
+)
 
 SHAPE = (2, 1, 12, 13, 14)
 
@@ -86,7 +92,9 @@ def test_focal_gamma_down_weights_easy_voxels():
 
 
 @pytest.mark.parametrize("inputs", INPUTS)
-@pytest.mark.parametrize("options", [{}, {"alpha": 0.5, "beta": 0.5, "batch": True}, {"alpha": 0.1, "beta": 0.9, "smooth": 1.0}])
+@pytest.mark.parametrize(
+    "options", [{}, {"alpha": 0.5, "beta": 0.5, "batch": True}, {"alpha": 0.1, "beta": 0.9, "smooth": 1.0}]
+)
 def test_tversky_matches_monai(inputs, options):
     logits, target = INPUTS[inputs]()
     options = dict(options)
@@ -109,7 +117,8 @@ def test_terms_accept_metatensors_and_half_precision_logits():
 @pytest.mark.parametrize("loss", [EnhancedDiceLoss(), EnhancedBCELoss(), EnhancedTverskyLoss()], ids=type)
 def test_shape_mismatch_is_a_value_error(loss):
     logits, target = _random_pair()
-    with pytest.raises(ValueError, match=r"prediction shape \(2, 1, 12, 13, 14\) and target shape \(2, 1, 12, 13, 13\)"):
+    message = r"prediction shape \(2, 1, 12, 13, 14\) and target shape \(2, 1, 12, 13, 13\)"
+    with pytest.raises(ValueError, match=message):
         loss(logits, target[..., :13])
 
 
