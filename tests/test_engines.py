@@ -66,3 +66,9 @@ def test_bad_schedule_is_refused(parts):
 def test_unet_levels_must_match():
     with pytest.raises(ValueError, match="channels needs one entry more than strides"):
         create_unet(channels=(8, 16), strides=(2, 2))
+
+
+def test_extra_metric_names_are_checked(parts):
+    _, val, net = parts
+    with pytest.raises(ValueError, match="metric must be one of .*'HD95_mm'.* got 'hd95'"):
+        create_evaluator(net, val, "cpu", roi_size=(32, 32, 32), extra_metrics=("hd95",))
