@@ -89,6 +89,13 @@ class LogitsLoss(_Loss):
             check_binary(target, "skeleton" if self.target_is_skeleton else "target")
         return self.compute(input, torch.sigmoid(input), target)
 
+    def options(self) -> dict:
+        """The term's settings (shown by ``repr``)."""
+        return {"reduction": self.reduction}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+
     def compute(self, logits: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss from already checked tensors; ``probs`` is ``sigmoid(logits)``.
 

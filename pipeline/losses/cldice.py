@@ -61,6 +61,10 @@ class ClDiceLoss(LogitsLoss):
             reduction=self.reduction,
         )
 
+    def options(self) -> dict:
+        smooth = {"smooth_nr": self.smooth_nr, "smooth_dr": self.smooth_dr, "smooth": self.smooth}
+        return {"iter_": self.iter_, **smooth, **super().options()}
+
     def compute(self, logits: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``target`` must be binary (checked by ``forward`` and by :class:`~pipeline.losses.CombinedLoss`)."""
         axes = tuple(range(1, probs.ndim))

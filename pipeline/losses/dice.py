@@ -55,5 +55,8 @@ class EnhancedDiceLoss(LogitsLoss):
         """The MONAI loss this term equals, applied to logits."""
         return DiceLoss(sigmoid=True, **self.monai_kwargs)
 
+    def options(self) -> dict:
+        return dict(self.monai_kwargs)
+
     def compute(self, logits: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.dice(probs, target)

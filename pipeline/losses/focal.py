@@ -55,6 +55,10 @@ class EnhancedBCELoss(LogitsLoss):
             include_background=self.include_background, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction
         )
 
+    def options(self) -> dict:
+        focal = {"gamma": self.gamma, "alpha": self.alpha}
+        return {**focal, "include_background": self.include_background, **super().options()}
+
     def compute(self, logits: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if not self.include_background and logits.shape[1] > 1:
             logits, target = logits[:, 1:], target[:, 1:]

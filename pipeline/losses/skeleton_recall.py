@@ -37,6 +37,9 @@ class SkeletonRecallLoss(LogitsLoss):
         self.smooth = float(smooth)
         self.batch = batch
 
+    def options(self) -> dict:
+        return {"smooth": self.smooth, "batch": self.batch, **super().options()}
+
     def compute(self, logits: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         axes = tuple(range(2, probs.ndim))
         if self.batch:

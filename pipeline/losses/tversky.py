@@ -54,5 +54,8 @@ class EnhancedTverskyLoss(LogitsLoss):
         """The MONAI loss this term equals, applied to logits."""
         return TverskyLoss(sigmoid=True, **self.monai_kwargs)
 
+    def options(self) -> dict:
+        return dict(self.monai_kwargs)
+
     def compute(self, logits: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.tversky(probs, target)
