@@ -91,6 +91,7 @@ class _PaddedGrid:
     key and before a dilation the smallest (:meth:`set_border_`); interior results are then exact."""
 
     def __init__(self, shape: torch.Size) -> None:
+        self._spare: list[torch.Tensor] = []
         self.shape = (shape[0] * shape[1], *(s + 2 for s in shape[2:]))
         self.offsets = [int(torch.tensor(self.shape[d + 1 :]).prod()) for d in range(1, len(self.shape))]
         self.inside = (slice(None),) + tuple(slice(1, -1) for _ in shape[2:])
@@ -99,6 +100,18 @@ class _PaddedGrid:
         out = torch.full(self.shape, border, dtype=values.dtype, device=values.device)
         out[self.inside] = values.reshape(self.shape[0], *values.shape[2:])
         return out
+
+    def keys(self, prob: torch.Tensor) -> torch.Tensor:
+        """``int64`` keys ordered like the float32 values of ``prob`` (bits made order-preserving in the high half,
+        flat voxel index in the low half, so ties go to the lower index), the largest key on the border."""
+        bits = prob.view(torch.int32)
+        ordered = (bits >> 31).bitwise_and_(_ABS31).bitwise_xor_(bits)
+        keys = torch.full(self.shape, _KEY_MAX, dtype=torch.int64, device=prob.device)
+        inside = keys[self.inside]
+        inside.copy_(ordered.view(inside.shape))
+        inside <<= 32
+        inside |= torch.arange(prob.numel(), dtype=torch.int64, device=prob.device).view(inside.shape)
+        return keys
 
     def sources(self, keys: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Flat ``int32`` index of the voxel each interior key came from (the cast keeps the low 32 bits)."""
@@ -111,37 +124,46 @@ class _PaddedGrid:
             t.narrow(d, t.shape[d] - 1, 1).fill_(value)
         return t
 
+    def release(self, *buffers: torch.Tensor) -> None:
+        """Hand buffers back for reuse: a fresh multi-MB tensor costs more in page faults than the min/max itself."""
+        self._spare.extend(buffers)
+
+    def _buffer(self, like: torch.Tensor) -> torch.Tensor:
+        return self._spare.pop() if self._spare else torch.empty_like(like)
+
     def erode(self, x: torch.Tensor) -> torch.Tensor:
-        src, out = x.view(-1), torch.empty_like(x)
+        src, out = x.view(-1), self._buffer(x)
         _window3_(out.view(-1), src, 0, torch.minimum, self.offsets[0])
         for step in self.offsets[1:]:
             _neighbour_reduce_(out.view(-1), src, 0, torch.minimum, step)
         return out
 
     def dilate(self, x: torch.Tensor) -> torch.Tensor:
-        src, spare = x, None
+        src = x
         for step in self.offsets:
-            out = spare if spare is not None else torch.empty_like(x)
-            _window3_(out.view(-1), src.view(-1), 0, torch.maximum, step)
-            spare, src = (None if src is x else src), out
+            out = _window3_(self._buffer(x).view(-1), src.view(-1), 0, torch.maximum, step).view(x.shape)
+            if src is not x:
+                self.release(src)
+            src = out
         return src
+
+    def dilated_sources(self, eroded: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Sources of the dilation of ``eroded`` (its border is set to the smallest key first)."""
+        dilated = self.dilate(self.set_border_(eroded, _KEY_MIN))
+        sources = self.sources(dilated, shape)
+        self.release(dilated)
+        return sources
 
 
 _KEY_MAX = torch.iinfo(torch.int64).max
 _KEY_MIN = torch.iinfo(torch.int64).min
 
 
-def _keys(prob: torch.Tensor) -> torch.Tensor:
-    """``int64`` keys ordered like the float32 values of ``prob``, ties broken by flat index (low 32 bits)."""
-    bits = prob.view(torch.int32)
-    ordered = bits ^ ((bits >> 31) & _ABS31)
-    index = torch.arange(prob.numel(), dtype=torch.int64, device=prob.device).view(prob.shape)
-    return (ordered.to(torch.int64) << 32) | index
-
-
-def _gather(flat: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """Values of ``flat`` at the ``int32`` indices ``source``, shaped like ``source``."""
-    return flat.index_select(0, source.reshape(-1)).view(source.shape)
+def _gather(flat: torch.Tensor, source: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Values of ``flat`` at the ``int32`` indices ``source``, shaped like ``source`` (written to ``out`` if given)."""
+    if out is None:
+        return flat.index_select(0, source.reshape(-1)).view(source.shape)
+    return torch.index_select(flat, 0, source.reshape(-1), out=out.view(-1)).view(source.shape)
 
 
 def _skeleton_values(img: torch.Tensor, iter_: int) -> torch.Tensor:
@@ -159,12 +181,13 @@ def _binary_skeleton(label: torch.Tensor, iter_: int) -> torch.Tensor:
     """The soft skeleton of a {0, 1} image on ``uint8``: there ``relu(img - open)`` is ``img > open`` and
     ``skel + relu(delta - skel * delta)`` is ``skel | delta``; returned in ``label``'s dtype."""
     grid = _PaddedGrid(label.shape)
-    img = grid.embed((label != 0).to(torch.uint8), 1)
-    eroded = grid.erode(img)
-    skel = img[grid.inside] > grid.dilate(grid.set_border_(eroded, 0))[grid.inside]
-    for _ in range(iter_):
+    eroded = grid.embed((label != 0).to(torch.uint8), 1)
+    skel = torch.zeros(grid.shape, dtype=torch.bool, device=label.device)[grid.inside]
+    for _ in range(iter_ + 1):
         img, eroded = eroded, grid.erode(grid.set_border_(eroded, 1))
-        skel |= img[grid.inside] > grid.dilate(grid.set_border_(eroded, 0))[grid.inside]
+        opened = grid.dilate(grid.set_border_(eroded, 0))
+        skel |= img[grid.inside] > opened[grid.inside]
+        grid.release(img, opened)
     return skel.reshape(label.shape).to(label.dtype)
 
 
@@ -174,18 +197,24 @@ class _SoftSkeleton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, prob: torch.Tensor, iter_: int) -> torch.Tensor:  # type: ignore[override]
         flat, grid = prob.reshape(-1), _PaddedGrid(prob.shape)
-        eroded = grid.erode(grid.embed(_keys(prob), _KEY_MAX))
-        opened = grid.sources(grid.dilate(grid.set_border_(eroded, _KEY_MIN)), prob.shape)
-        skel = torch.relu(prob - _gather(flat, opened))
+        keys = grid.keys(prob)
+        eroded = grid.erode(keys)
+        grid.release(keys)
+        opened = grid.dilated_sources(eroded, prob.shape)
+        # MONAI's float operations in MONAI's order, in place where the operand is not kept
+        skel = _gather(flat, opened)
+        torch.sub(prob, skel, out=skel).relu_()
         saved: list[torch.Tensor] = [opened, skel]
         for _ in range(iter_):
             img_keys, eroded = eroded, grid.erode(grid.set_border_(eroded, _KEY_MAX))
             img_src = grid.sources(img_keys, prob.shape)
-            opened = grid.sources(grid.dilate(grid.set_border_(eroded, _KEY_MIN)), prob.shape)
-            delta = torch.relu(_gather(flat, img_src) - _gather(flat, opened))
-            step = delta - skel * delta
+            grid.release(img_keys)
+            opened = grid.dilated_sources(eroded, prob.shape)
+            delta, step = _gather(flat, img_src), _gather(flat, opened)
+            delta.sub_(step).relu_()
+            torch.sub(delta, torch.mul(skel, delta, out=step), out=step)
             saved += [img_src, opened, skel, delta, step > 0]
-            skel = skel + torch.relu(step)
+            skel = step.relu_().add_(skel)
         ctx.iter_ = iter_
         ctx.save_for_backward(*saved)
         return skel
@@ -194,16 +223,20 @@ class _SoftSkeleton(torch.autograd.Function):
     def backward(ctx, grad_skel: torch.Tensor):  # type: ignore[override]
         saved = ctx.saved_tensors
         grad_prob = torch.zeros(grad_skel.numel(), dtype=grad_skel.dtype, device=grad_skel.device)
-        grad = grad_skel
+        grad, scratch = grad_skel, None
         for i in range(ctx.iter_, 0, -1):
             img_src, opened, skel_before, delta, step_on = saved[5 * i - 3 : 5 * i + 2]
             # skel = skel_before + relu(step), step = delta - skel_before * delta; step > 0 implies delta > 0
-            grad_step = grad * step_on
-            grad = torch.addcmul(grad, grad_step, delta, value=-1)
-            grad_delta = torch.addcmul(grad_step, grad_step, skel_before, value=-1).reshape(-1)
+            grad_step = torch.mul(grad, step_on, out=scratch)
+            if grad is grad_skel:
+                grad = torch.addcmul(grad, grad_step, delta, value=-1)
+            else:
+                grad.addcmul_(grad_step, delta, value=-1)
+            grad_delta = grad_step.addcmul_(grad_step, skel_before, value=-1).reshape(-1)
             grad_prob.index_add_(0, img_src.reshape(-1), grad_delta)
             grad_prob.index_add_(0, opened.reshape(-1), grad_delta, alpha=-1)
-        grad_first = (grad * (saved[1] > 0)).reshape(-1)
+            scratch = grad_step
+        grad_first = torch.mul(grad, saved[1] > 0, out=scratch).reshape(-1)
         grad_prob += grad_first
         grad_prob.index_add_(0, saved[0].reshape(-1), grad_first, alpha=-1)
         return grad_prob.view(grad_skel.shape), None
