@@ -329,3 +329,102 @@ def test_a_fresh_run_into_a_used_folder_errors_replaces_or_keeps(tmp_path):
     assert len(keeping.checkpoints) == 2
     with pytest.raises(ValueError, match=r"existing must be one of \['error', 'replace', 'keep'\]"):
         CheckpointHandler(tmp_path, {"model": net}, "epoch", existing="overwrite")
+
+
+def _crash_at(trainer, iteration):
+    @trainer.on(Events.ITERATION_COMPLETED(once=iteration))
+    def boom(engine):
+        raise RuntimeError("disk controller on fire")
+
+
+@pytest.mark.parametrize("strategy, params", [("best", {"max_checkpoints": 1}), ("interval", {"strategy_params": {"every": 10}})])
+def test_an_exception_checkpoint_never_costs_the_checkpoint_to_resume_from(tmp_path, strategy, params):
+    net, opt, trainer, evaluator = _plain_setup([0.9, 0.5, 0.4])
+    _crash_at(trainer, 8)
+    handler = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, strategy, monitor="val_dice", **params)
+    handler.attach(trainer, evaluator)
+    with pytest.raises(RuntimeError, match="on fire"):
+        trainer.run(DATA, max_epochs=5)
+    assert handler.checkpointer.resolve("auto").epoch == 2  # the newest clean checkpoint survived
+    assert [set(e.reasons) for e in handler.checkpoints][-1] == {"exception"}
+
+
+def test_exception_saved_once_before_a_handler_that_reraises(tmp_path):
+    from monai.handlers import StatsHandler
+
+    net, opt, trainer, _ = _plain_setup()
+    _crash_at(trainer, 5)
+    handler = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch")
+    handler.attach(trainer)
+    StatsHandler(name="stats_test", iteration_log=False, epoch_log=False).attach(trainer)  # re-raises the exception
+    with pytest.raises(RuntimeError, match="on fire"):
+        trainer.run(DATA, max_epochs=3)
+    assert [(e.iteration, e.reasons) for e in handler.checkpoints] == [(3, ["epoch"]), (5, ["exception"])]
+    assert handler._clock_start is None  # the clock stopped
+
+
+def test_nan_validation_metric_through_the_handler(tmp_path):
+    net, opt, trainer, evaluator = _plain_setup([0.5, float("nan"), 0.7])
+    handler = CheckpointHandler(tmp_path, {"model": net}, "best", monitor="val_dice", max_checkpoints=1)
+    handler.attach(trainer, evaluator)
+    trainer.run(DATA, max_epochs=3)
+    assert [(e.epoch, e.reasons, e.score) for e in handler.checkpoints] == [(3, ["best", "final"], 0.7)]
+    assert handler.checkpointer.history[1]["reasons"] == ["last"]  # the NaN epoch was only the "last" one
+
+
+def test_resuming_from_an_older_checkpoint_makes_the_new_files_the_newest(tmp_path):
+    net, opt, trainer, evaluator = _plain_setup([0.2, 0.8, 0.3, 0.4, 0.5])
+    first = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt, "trainer": trainer}, "best", monitor="val_dice", max_checkpoints=1)
+    first.attach(trainer, evaluator)
+    trainer.run(DATA, max_epochs=5)
+
+    net, opt, trainer, evaluator = _plain_setup([0.6])
+    _crash_at(trainer, 11)  # during epoch 4 of the second timeline
+    again = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt, "trainer": trainer}, "best", monitor="val_dice", max_checkpoints=1)
+    again.attach(trainer, evaluator)
+    assert again.resume("best").epoch == 2
+    with pytest.raises(RuntimeError):
+        trainer.run(DATA, max_epochs=5)
+    newest = again.checkpointer.resolve("auto")
+    assert (newest.epoch, newest.reasons) == (3, ["last"])  # the resumed run's epoch 3, not the old run's epoch 5
+    assert newest.seq > max(e.seq for e in again.checkpoints if e.epoch == 5)
+    assert again.best_checkpoint.name == "model_e0002_i00000006.pt"  # 0.8, still the best (epoch 3 scored 0.6)
+
+
+def test_a_second_run_call_continues_the_same_training(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    handler = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch", max_checkpoints=10)
+    handler.attach(trainer)
+    trainer.run(DATA, max_epochs=2)
+    trainer.run(DATA, max_epochs=4)  # Ignite continues to epoch 4; no "earlier run" error
+    assert [e.epoch for e in handler.checkpoints] == [1, 2, 3, 4]
+
+
+def test_replace_keeps_the_earlier_run_when_the_new_one_crashes_before_its_first_checkpoint(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch").attach(trainer)
+    trainer.run(DATA, max_epochs=2)
+    net, opt, trainer, _ = _plain_setup()
+    _crash_at(trainer, 2)
+    handler = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "epoch", existing="replace")
+    handler.attach(trainer)
+    with pytest.raises(RuntimeError):
+        trainer.run(DATA, max_epochs=2)
+    assert [(e.epoch, e.reasons) for e in handler.checkpoints] == [(1, ["epoch"]), (2, ["epoch", "final"]), (1, ["exception"])]
+    assert handler.checkpointer.resolve("auto").epoch == 2
+
+
+def test_iteration_strategy_writes_once_at_an_epoch_end(tmp_path):
+    net, opt, trainer, _ = _plain_setup()
+    handler = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer}, "interval",
+                                strategy_params={"every": 3, "unit": "iteration"}, max_checkpoints=10, save_final=False)
+    handler.attach(trainer)
+    trainer.run(DATA, max_epochs=2)
+    # iterations 3 and 6 end epochs: one file each, written after the epoch-end handlers, for both reasons
+    assert [(h["iteration"], h["reasons"]) for h in handler.checkpointer.history] == [(3, ["interval"]), (6, ["interval"])]
+
+
+def test_resume_names_the_valid_choices(tmp_path):
+    handler = CheckpointHandler(tmp_path, {"model": torch.nn.Linear(1, 1)}, "epoch")
+    with pytest.raises(CheckpointError, match=r"resume must be one of \['auto', 'best', 'last'\] or a checkpoint file, got 'Best'"):
+        handler.resume("Best")

@@ -137,3 +137,25 @@ def test_a_second_loop_in_the_same_folder_must_say_what_to_do(tmp_path):
     replacing = CheckpointManager(tmp_path, "m", "epoch", monitor_metric=None, existing="replace")
     replacing.save_checkpoint(model, optimizer, None, 1, {})
     assert [c["file"] for c in replacing.list_checkpoints()] == ["m_e0001_i00000001-1.pt"]
+
+
+def test_regular_strategies_need_no_metrics_and_auto_defaults_are_the_strategies(tmp_path):
+    model, optimizer, _ = _model_and_optimizer()
+    manager = create_checkpoint_manager(tmp_path / "epoch", "m", "epoch")  # monitor_metric stays 'val_dice'
+    assert manager.save_checkpoint(model, epoch=1) is not None
+    assert manager.save_checkpoint(model, epoch=2, metrics={"loss": 1.0}) is not None
+    timed = AutoCheckpointManager(tmp_path / "time", "m", auto_strategy="time_based")
+    assert timed.save_checkpoint(model, epoch=1, metrics={"loss": 1.0}) is not None
+    assert timed.strategy.max_checkpoints == 3  # TimeStrategy's own default
+    assert AutoCheckpointManager(tmp_path / "p", "m", auto_strategy="performance_based").strategy.max_checkpoints == 3
+    assert AutoCheckpointManager(tmp_path / "a", "m", auto_strategy="adaptive", max_checkpoints=None).strategy.max_checkpoints is None
+
+
+def test_manager_clock_counts_the_time_before_the_first_save(tmp_path):
+    import time
+
+    model, _, _ = _model_and_optimizer()
+    manager = AutoCheckpointManager(tmp_path, "m", auto_strategy="time_based", interval_seconds=0.05, milestones=())
+    time.sleep(0.06)
+    path = manager.save_checkpoint(model, epoch=1, metrics={"val_dice": 0.1})
+    assert manager.list_checkpoints()[0]["reasons"] == ["time"] and path is not None

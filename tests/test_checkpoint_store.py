@@ -127,21 +127,30 @@ def test_opening_a_store_sweeps_interrupted_saves(tmp_path):
     store = CheckpointStore(tmp_path, "m")
     kept = store.save(_state(1), 1, 1, ["epoch"])
     gone = store.save(_state(2), 2, 2, ["epoch"])
-    # debris of a kill: a temp file mid-write, a complete file renamed but not yet in the manifest, a listed file
-    # that disappeared, an unrelated user file and another model's temp file
-    (tmp_path / f".m_e0003_i00000003.pt.{os.getpid()}.tmp").write_bytes(b"partial")
-    orphan = CheckpointStore(tmp_path / "elsewhere", "m").save(_state(3), 3, 3, ["epoch", "last"], {"val_dice": 0.5}, 0.5)
-    os.replace(tmp_path / "elsewhere" / orphan.file, tmp_path / orphan.file)
+    evicted = store.save(_state(3), 3, 3, ["epoch"])
+    evicted_bytes = (tmp_path / evicted.file).read_bytes()
+    store.evict([evicted.file])
+    manifest_before = (tmp_path / "m.manifest.json").read_bytes()
+    orphan = store.save(_state(4), 4, 4, ["epoch", "last"], {"val_dice": 0.5}, 0.5)
+    # debris of kills: the manifest update of the last save never happened; an evicted file was not deleted yet; a
+    # temp file mid-write; a listed file that disappeared; a user's file and another model's temp files
+    (tmp_path / "m.manifest.json").write_bytes(manifest_before)
+    (tmp_path / evicted.file).write_bytes(evicted_bytes)
+    (tmp_path / f".m_e0005_i00000005.pt.{os.getpid()}.tmp").write_bytes(b"partial")
+    (tmp_path / f".m.manifest.json.{os.getpid()}.tmp").write_bytes(b"{")
     (tmp_path / gone.file).unlink()
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / ".other_e0001_i00000001.pt.1.tmp").write_text("not ours")
+    (tmp_path / ".m2_e0001_i00000001.pt.1.tmp").write_text("not ours either")
     recovered = CheckpointStore(tmp_path, "m")
     assert [e.file for e in recovered.entries] == [kept.file, orphan.file]
     adopted = recovered.entries[-1]
     assert adopted.reasons == ["epoch", "last"] and adopted.score == 0.5 and adopted.metrics == {"val_dice": 0.5}
+    assert adopted.seq == 4
     recovered.verify(adopted)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted([".other_e0001_i00000001.pt.1.tmp", "elsewhere", "m.manifest.json", "notes.txt", kept.file, orphan.file])
+    assert names == sorted([".m2_e0001_i00000001.pt.1.tmp", ".other_e0001_i00000001.pt.1.tmp", "m.manifest.json",
+                            "notes.txt", kept.file, orphan.file])
 
 
 def test_a_damaged_orphan_is_quarantined_and_a_lost_manifest_rebuilt(tmp_path):

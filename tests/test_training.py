@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.checkpoint import CheckpointStore, load_training_state
 from pipeline.data import load_datalist
 from pipeline.errors import CheckpointError
 from pipeline.networks import create_unet
@@ -51,11 +52,12 @@ def test_checkpoints_exist_and_load_weights_only(trained):
     result, _ = trained
     for path in (result.best_checkpoint, result.final_checkpoint):
         assert path.is_file()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        assert {"network", "optimizer", "lr_scheduler"} <= set(state)
+        state = torch.load(path, map_location="cpu", weights_only=True)["state"]
+        assert {"network", "optimizer", "lr_scheduler", "trainer", "checkpointer"} <= set(state)
+    assert "final" in CheckpointStore(result.final_checkpoint.parent, "unet").find(result.final_checkpoint.name).reasons
     network, config = load_network(result.final_checkpoint)
     assert config.channels == (8, 16, 32)
-    final = torch.load(result.final_checkpoint, weights_only=True)["network"]
+    final = load_training_state(result.final_checkpoint)["network"]
     for name, tensor in network.state_dict().items():
         assert torch.equal(tensor, final[name]), name
 
@@ -104,7 +106,7 @@ def test_history_json_matches_the_run(trained):
 
 
 def _weights_digest(path: Path) -> str:
-    state = torch.load(path, map_location="cpu", weights_only=True)["network"]
+    state = load_training_state(path)["network"]
     digest = hashlib.sha256()
     for name in sorted(state):
         digest.update(name.encode())
@@ -141,12 +143,12 @@ def test_checkpoint_problems_are_reported_not_loaded(trained, tmp_path):
 
     random_bytes = ckpt_dir / "random.pt"
     random_bytes.write_bytes(os.urandom(512))
-    with pytest.raises(CheckpointError, match="random.pt' cannot be loaded safely: UnpicklingError"):
+    with pytest.raises(CheckpointError, match="random.pt is not a readable torch checkpoint"):
         load_network(random_bytes)
 
     bare = ckpt_dir / "bare.pt"
     torch.save(torch.zeros(3), bare)
-    with pytest.raises(CheckpointError, match="bare.pt' holds no state dict \\(found Tensor\\)"):
+    with pytest.raises(CheckpointError, match="bare.pt holds a Tensor, not a dict of states"):
         load_network(bare)
 
     other = ckpt_dir / "other.pt"
@@ -158,6 +160,6 @@ def test_checkpoint_problems_are_reported_not_loaded(trained, tmp_path):
     crafted = ckpt_dir / "crafted.pt"
     with open(crafted, "wb") as f:
         pickle.dump({"network": _RunsCode(marker)}, f)
-    with pytest.raises(CheckpointError, match="crafted.pt' cannot be loaded safely"):
+    with pytest.raises(CheckpointError, match="crafted.pt (was refused|is not a readable torch checkpoint)"):
         load_network(crafted)
     assert not marker.exists(), "the crafted pickle's code must not run"

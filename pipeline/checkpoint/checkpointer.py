@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from pipeline.checkpoint.manifest import CheckpointEntry
@@ -12,14 +13,20 @@ from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest, top_by_score
 from pipeline.errors import CheckpointError, SettingsError
 
-__all__ = ["Checkpointer", "PROTECTED_REASONS", "EXISTING_POLICIES"]
+__all__ = ["Checkpointer", "PROTECTED_REASONS", "EXISTING_POLICIES", "RESUME_CHOICES"]
 
 logger = logging.getLogger(__name__)
 
 #: checkpoints with one of these reasons are never evicted by retention (``exception``: only the newest one is kept).
 PROTECTED_REASONS = ("final",)
+#: the named checkpoints a run can resume from (or a path).
+RESUME_CHOICES = ("auto", "best", "last")
 #: what a run that starts from scratch does with checkpoints an earlier run left in the folder.
 EXISTING_POLICIES = ("error", "replace", "keep")
+
+
+def _only_exception(reasons) -> bool:
+    return set(reasons) == {"exception"}
 
 
 class Checkpointer:
@@ -31,7 +38,8 @@ class Checkpointer:
     keeps any more:
 
     - the strategy keeps what it wants among the files saved for its reasons (:meth:`CheckpointStrategy.retain`);
-    - the newest checkpoint and the best-scored one (by the strategy's ``monitor``) are always kept;
+    - the newest checkpoint a run can resume from (any but an ``exception``-only one) and the best-scored one (the
+      highest or lowest recorded ``monitor`` value, whatever ``min_delta`` says) are always kept;
     - ``final`` checkpoints are always kept, and the newest ``exception`` checkpoint;
     - with ``disk_budget`` (bytes), the oldest files no rule above protects go until the total fits.
 
@@ -106,8 +114,12 @@ class Checkpointer:
         """
         before = copy.deepcopy(self.strategy.state_dict())
         reasons = list(extra_reasons)
-        if event.level in self.strategy.levels:
-            reasons += self.strategy.decide(event).reasons
+        # an epoch end is also the end of its last iteration: strategies that work per iteration are asked here
+        # (the handler skips that iteration), so the state saved includes the epoch-end handlers' work
+        levels = ("iteration", "epoch") if event.level == "epoch" else (event.level,)
+        for level in levels:
+            if level in self.strategy.levels:
+                reasons += self.strategy.decide(replace(event, level=level)).reasons
         if not reasons and self.save_last and event.level == "epoch":
             reasons = ["last"]
         if not reasons:
@@ -131,7 +143,9 @@ class Checkpointer:
             self.strategy.load_state_dict(before)
             self.history.pop()
             raise
-        stale, self._stale = self._stale, []
+        stale: list[str] = []
+        if not _only_exception(entry.reasons):  # a crash before a real checkpoint leaves the earlier run's files
+            stale, self._stale = self._stale, []
         record["evicted"] = self.store.evict(stale) + self.retain()
         return entry
 
@@ -143,15 +157,16 @@ class Checkpointer:
         kept_view = [e.kept() for e in entries]
         mine = [c for c in kept_view if set(c.reasons) & set(self.strategy.reasons)]
         keep = set(self.strategy.retain(mine))
-        keep.add(newest(kept_view, 1)[0].key)
+        # never evicted: the newest checkpoint to resume from, the best one, final ones, the newest exception one
+        protected = {c.key for c in newest([c for c in kept_view if not _only_exception(c.reasons)], 1)}
         best = self.best_entry
         if best is not None:
-            keep.add(best.file)
+            protected.add(best.file)
+        keep |= protected
         keep |= {c.key for c in kept_view if set(c.reasons) & set(PROTECTED_REASONS)}
         keep |= {c.key for c in newest([c for c in kept_view if "exception" in c.reasons], 1)}
         evict = [e.file for e in entries if e.file not in keep]
         if self.disk_budget is not None:
-            protected = {newest(kept_view, 1)[0].key} | ({best.file} if best else set())
             total = sum(e.size for e in entries if e.file in keep)
             for entry in entries:  # oldest first
                 if total <= self.disk_budget:
@@ -198,8 +213,8 @@ class Checkpointer:
             CheckpointError: ``"best"``/``"last"`` asked of an empty store or every candidate fails verification.
         """
         if which == "auto":
-            candidates = [e for e in self.store.entries if set(e.reasons) != {"exception"}]
-            for entry in sorted(candidates, key=lambda e: (e.iteration, e.epoch, e.time), reverse=True):
+            candidates = [e for e in self.store.entries if not _only_exception(e.reasons)]
+            for entry in sorted(candidates, key=lambda e: (e.seq, e.iteration, e.epoch), reverse=True):
                 try:
                     self.store.verify(entry)
                     return entry
@@ -208,9 +223,9 @@ class Checkpointer:
             if candidates:
                 raise CheckpointError(f"no checkpoint in {self.store.directory} passes verification")
             return None
+        if which not in RESUME_CHOICES:
+            raise SettingsError(f"resume must be one of {list(RESUME_CHOICES)} or a checkpoint path, got {which!r}")
         entry = {"best": self.best_entry, "last": self.store.newest()}.get(which)
-        if which not in ("best", "last"):
-            raise SettingsError(f"resume must be 'auto', 'best', 'last' or a checkpoint path, got {which!r}")
         if entry is None:
             raise CheckpointError(f"no {which!r} checkpoint in {self.store.directory}")
         return entry

@@ -10,8 +10,8 @@ from typing import Any, Mapping
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, Checkpointer
-from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics
+from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, RESUME_CHOICES, Checkpointer
+from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
@@ -100,6 +100,8 @@ class CheckpointHandler:
         self.trainer: Engine | None = None
         self.evaluator: Engine | None = None
         self._fresh: tuple[int, dict[str, float]] | None = None  # (trainer epoch, metrics) of the last evaluation
+        self._begun = False  # a run started, or a checkpoint was loaded: what is in the folder is this training's
+        self._handled_error: BaseException | None = None
         self._elapsed = 0.0
         self._clock_start: float | None = None
         self.last_saved: CheckpointEntry | None = None
@@ -169,16 +171,27 @@ class CheckpointHandler:
         handlers: list[tuple[Events, Any]] = [(Events.EPOCH_COMPLETED, self._epoch_completed)]
         if "iteration" in self.strategy.levels:
             handlers.append((Events.ITERATION_COMPLETED, self._iteration_completed))
-        handlers += [(Events.COMPLETED, self._completed), (Events.EXCEPTION_RAISED, self._exception_raised)]
+        handlers += [
+            (Events.COMPLETED, self._completed),
+            (Events.EXCEPTION_RAISED, self._exception_raised),
+            (Events.EXCEPTION_RAISED, self._reraise),
+        ]
         return handlers
 
     def _started(self, engine: Engine) -> None:
-        if engine.state.iteration == 0:  # from scratch, not resumed
+        if not self._begun:  # from scratch, not resumed
             self.checkpointer.begin(self.existing)
-        # run after every handler of the same events, including those attached after this one
+            self._begun = True
+        self._handled_error = None
+        # run after every other handler of the same events, including those attached after this one
         for event, handler in self._ordered_handlers():
             engine.remove_event_handler(handler, event)
             engine.add_event_handler(event, handler)
+        # but save on an exception first, before a handler that re-raises it (MONAI's StatsHandler does) ends the
+        # event; `_reraise`, last, makes sure the error still propagates when no other handler re-raises it
+        handlers = getattr(engine, "_event_handlers", {}).get(Events.EXCEPTION_RAISED)
+        if isinstance(handlers, list) and len(handlers) > 2:
+            handlers.insert(0, handlers.pop(-2))
         self._clock_start = time.perf_counter()
 
     def _stop_clock(self) -> None:
@@ -187,14 +200,14 @@ class CheckpointHandler:
 
     def _record_metrics(self, evaluator: Engine) -> None:
         epoch = self.trainer.state.epoch if self.trainer is not None else 0
-        self._fresh = (epoch, clean_metrics(evaluator.state.metrics))
+        self._fresh = (epoch, scalar_metrics(evaluator.state.metrics))
 
     def _event(self, engine: Engine, level: str) -> CheckpointEvent:
         metrics: dict[str, float] | None
         if level != "epoch":
             metrics = None
         elif self.evaluator is None:
-            metrics = clean_metrics(engine.state.metrics)
+            metrics = scalar_metrics(engine.state.metrics)
         else:
             metrics = self._fresh[1] if self._fresh is not None and self._fresh[0] == engine.state.epoch else None
         return CheckpointEvent(
@@ -217,6 +230,9 @@ class CheckpointHandler:
         self._step(engine, "epoch")
 
     def _iteration_completed(self, engine: Engine) -> None:
+        length = engine.state.epoch_length
+        if length and engine.state.iteration % length == 0:
+            return  # the epoch end comes next and decides for this iteration too
         self._step(engine, "iteration")
 
     def _completed(self, engine: Engine) -> None:
@@ -229,12 +245,18 @@ class CheckpointHandler:
         self._stop_clock()
 
     def _exception_raised(self, engine: Engine, error: BaseException) -> None:
+        if error is self._handled_error:  # Ignite fires the event again when a handler re-raises
+            return
+        self._handled_error = error
         self._stop_clock()
         if self.save_on_exception and not isinstance(error, InputError):
             try:
                 self._step(engine, "exception", ("exception",))
             except Exception as save_error:  # the original error matters more; report both
                 logger.error("could not save the exception checkpoint: %s", save_error)
+
+    @staticmethod
+    def _reraise(engine: Engine, error: BaseException) -> None:
         raise error
 
     # ------------------------------------------------------------------------------------------------ state
@@ -268,13 +290,15 @@ class CheckpointHandler:
         Raises:
             CheckpointError: the checkpoint is missing, damaged, unsafe, or lacks a state ``to_save`` needs.
         """
-        if isinstance(which, str) and which in ("auto", "best", "last"):
+        if isinstance(which, str) and which in RESUME_CHOICES:
             source: CheckpointEntry | Path | None = self.checkpointer.resolve(which)
             if source is None:
                 logger.info("no checkpoint in %s: starting from scratch", self.store.directory)
                 return None
         else:
             source = Path(which)
+            if not source.is_file():
+                raise CheckpointError(f"resume must be one of {list(RESUME_CHOICES)} or a checkpoint file, got {str(which)!r}")
         payload = self.store.load(source, map_location)
         state = payload.get("state", payload)
         missing = [name for name in self.to_save if name not in state]
@@ -285,5 +309,6 @@ class CheckpointHandler:
                 obj.load_state_dict(state[name])
         if STATE_KEY in state:
             self.load_state_dict(state[STATE_KEY])
+        self._begun = True
         logger.info("resumed from checkpoint %s", source.file if isinstance(source, CheckpointEntry) else source)
         return source

@@ -18,9 +18,11 @@ from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, create_strategy
 from pipeline.errors import CheckpointError, SettingsError
 
-__all__ = ["CheckpointManager", "AutoCheckpointManager", "AUTO_STRATEGIES"]
+__all__ = ["CheckpointManager", "AutoCheckpointManager", "AUTO_STRATEGIES", "STRATEGY_DEFAULT"]
 
 AUTO_STRATEGIES = ("adaptive", "performance_based", "time_based")
+#: ``max_checkpoints`` not given: the strategy's own default.
+STRATEGY_DEFAULT: Any = object()
 
 
 class CheckpointManager:
@@ -43,7 +45,7 @@ class CheckpointManager:
         checkpoint_dir: folder of the checkpoints and the manifest.
         model_name: file prefix.
         save_strategy: ``best``, ``epoch``, ``interval``, ``all``, ``adaptive``, ``performance_based``, ``time_based``.
-        max_checkpoints: retention of the strategy.
+        max_checkpoints: retention of the strategy (None keeps all; ``STRATEGY_DEFAULT`` the strategy's own default).
         monitor_metric: metric of ``metrics`` that scores checkpoints; mode: ``"max"`` or ``"min"``.
         save_optimizer, save_scheduler: include those states.
         save_last: see above; disk_budget: total bytes allowed (optional); fsync: fsync every write.
@@ -71,9 +73,9 @@ class CheckpointManager:
     ) -> None:
         if existing not in EXISTING_POLICIES:
             raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
-        self.strategy = create_strategy(
-            save_strategy, max_checkpoints=max_checkpoints, monitor=monitor_metric, mode=mode, **strategy_params
-        )
+        if max_checkpoints is not STRATEGY_DEFAULT:
+            strategy_params["max_checkpoints"] = max_checkpoints
+        self.strategy = create_strategy(save_strategy, monitor=monitor_metric, mode=mode, **strategy_params)
         if self.strategy.needs_monitor and monitor_metric is None:
             raise SettingsError(f"checkpoint strategy {save_strategy!r} needs monitor_metric")
         self.checkpointer = Checkpointer(CheckpointStore(checkpoint_dir, model_name, fsync), self.strategy, save_last, disk_budget)
@@ -83,7 +85,7 @@ class CheckpointManager:
         self.mode = mode
         self.existing = existing
         self._elapsed = 0.0
-        self._last_call: float | None = None
+        self._last_call = time.perf_counter()  # the clock runs from here, between calls, and across a resume
         self._begun = False
 
     @property
@@ -96,8 +98,7 @@ class CheckpointManager:
 
     def _tick(self) -> float:
         now = time.perf_counter()
-        if self._last_call is not None:
-            self._elapsed += now - self._last_call
+        self._elapsed += now - self._last_call
         self._last_call = now
         return self._elapsed
 
@@ -124,7 +125,7 @@ class CheckpointManager:
         event = CheckpointEvent(
             epoch=int(epoch),
             iteration=int(epoch if iteration is None else iteration),
-            metrics=dict(metrics or {}),
+            metrics=None if metrics is None else dict(metrics),
             elapsed=self._tick(),
             max_epochs=max_epochs,
         )
@@ -213,13 +214,15 @@ class CheckpointManager:
             "checkpoints": [e.to_dict() for e in self.store.entries],
         }
 
+    summary = get_checkpoint_summary
+
     def state_dict(self) -> dict[str, Any]:
         return {**self.checkpointer.state_dict(), "elapsed": self._elapsed}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.checkpointer.load_state_dict(state)
         self._elapsed = float(state.get("elapsed", 0.0))
-        self._last_call = None
+        self._last_call = time.perf_counter()
 
 
 class AutoCheckpointManager(CheckpointManager):
@@ -233,8 +236,6 @@ class AutoCheckpointManager(CheckpointManager):
             raise SettingsError(f"unknown auto_strategy {auto_strategy!r}; valid: {list(AUTO_STRATEGIES)}")
         if "save_strategy" in kwargs:
             raise SettingsError("AutoCheckpointManager takes auto_strategy, not save_strategy")
-        kwargs.setdefault("max_checkpoints", None)
-        if kwargs["max_checkpoints"] is None:
-            kwargs.pop("max_checkpoints")  # the strategy's own default
+        kwargs.setdefault("max_checkpoints", STRATEGY_DEFAULT)
         super().__init__(checkpoint_dir, model_name, save_strategy=auto_strategy, **kwargs)
         self.auto_strategy = auto_strategy

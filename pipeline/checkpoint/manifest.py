@@ -11,21 +11,33 @@ from typing import Any, Mapping
 from pipeline.checkpoint.atomic import atomic_write
 from pipeline.checkpoint.strategies import KeptCheckpoint
 
-__all__ = ["MANIFEST_FORMAT", "CheckpointEntry", "read_manifest", "read_manifest_scoring", "write_manifest", "clean_metrics"]
+__all__ = [
+    "MANIFEST_FORMAT",
+    "CheckpointEntry",
+    "read_manifest",
+    "read_manifest_header",
+    "write_manifest",
+    "clean_metrics",
+    "scalar_metrics",
+]
 
 MANIFEST_FORMAT = "vessel-pipeline-checkpoints/1"
 
 
-def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float | None]:
-    """The scalar entries of ``metrics`` as floats (NaN/inf as None, so the JSON stays strict); others are dropped."""
-    out: dict[str, float | None] = {}
+def scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    """The scalar entries of ``metrics`` as floats (NaN kept); lists, strings and larger tensors are dropped."""
+    out: dict[str, float] = {}
     for name, value in (metrics or {}).items():
         try:
-            number = float(value)
-        except (TypeError, ValueError, RuntimeError):  # lists, strings, tensors with more than one element
+            out[str(name)] = float(value)
+        except (TypeError, ValueError, RuntimeError):
             continue
-        out[str(name)] = number if math.isfinite(number) else None
     return out
+
+
+def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float | None]:
+    """:func:`scalar_metrics` for JSON: NaN and inf become None, so the manifest stays strict JSON."""
+    return {k: v if math.isfinite(v) else None for k, v in scalar_metrics(metrics).items()}
 
 
 @dataclass
@@ -39,6 +51,7 @@ class CheckpointEntry:
         metrics: the scalar metrics at save time.
         score: the monitored metric at save time (None when none).
         size: bytes; sha256: hex digest of the file; time: UTC ISO-8601 time of the save.
+        seq: place in the order of saves of this store (1, 2, ...).
     """
 
     file: str
@@ -50,10 +63,11 @@ class CheckpointEntry:
     size: int = 0
     sha256: str = ""
     time: str = ""
+    seq: int = 0
 
     def kept(self) -> KeptCheckpoint:
         """This entry as the strategies see it."""
-        return KeptCheckpoint(self.file, self.epoch, self.iteration, self.score, frozenset(self.reasons))
+        return KeptCheckpoint(self.file, self.epoch, self.iteration, self.score, frozenset(self.reasons), self.seq)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +84,7 @@ class CheckpointEntry:
             size=int(data.get("size", 0)),
             sha256=str(data.get("sha256", "")),
             time=str(data.get("time", "")),
+            seq=int(data.get("seq", 0)),
         )
 
 
@@ -84,13 +99,14 @@ def read_manifest(path: Path) -> list[CheckpointEntry] | None:
         return None
 
 
-def read_manifest_scoring(path: Path) -> tuple[str | None, str]:
-    """``(monitor, mode)`` recorded in the manifest at ``path`` (``(None, "max")`` when absent)."""
+def read_manifest_header(path: Path) -> dict[str, Any]:
+    """The manifest's fields other than the entries: ``monitor`` and ``mode`` (what ``score`` means) and
+    ``last_seq`` (the highest save number ever given; -1 when unknown)."""
     try:
         data = json.loads(Path(path).read_text())
-        return data.get("monitor"), data.get("mode", "max")
-    except (OSError, ValueError, AttributeError):
-        return None, "max"
+        return {"monitor": data.get("monitor"), "mode": data.get("mode", "max"), "last_seq": int(data.get("last_seq", -1))}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {"monitor": None, "mode": "max", "last_seq": -1}
 
 
 def write_manifest(
@@ -100,16 +116,19 @@ def write_manifest(
     fsync: bool = True,
     monitor: str | None = None,
     mode: str = "max",
+    last_seq: int = 0,
 ) -> None:
     """Write the manifest atomically (temp file, fsync, rename, fsync folder).
 
-    ``monitor`` and ``mode`` record what ``score`` means, so a reader can pick the best checkpoint.
+    ``monitor`` and ``mode`` record what ``score`` means, so a reader can pick the best checkpoint; ``last_seq`` the
+    highest save number given, so a file evicted but not yet deleted (a kill in between) is not taken back.
     """
     document = {
         "format": MANIFEST_FORMAT,
         "model_name": model_name,
         "monitor": monitor,
         "mode": mode,
+        "last_seq": last_seq,
         "checkpoints": [e.to_dict() for e in entries],
     }
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"

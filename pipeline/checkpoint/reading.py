@@ -30,6 +30,8 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
     Raises:
         CheckpointError: the path does not exist, or the folder holds no (or more than one) checkpoint manifest.
     """
+    if which not in ("best", "last"):
+        raise CheckpointError(f"which must be 'best' or 'last', got {which!r}")
     path = Path(path)
     if path.is_file():
         return path

@@ -12,6 +12,7 @@ import logging
 import math
 import pickle
 import re
+import warnings
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from pipeline.checkpoint.atomic import TEMP_SUFFIX, atomic_write, sha256_of
-from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics, read_manifest, read_manifest_scoring, write_manifest
+from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics, read_manifest, read_manifest_header, write_manifest
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointStore", "load_checkpoint_file"]
@@ -30,6 +31,12 @@ logger = logging.getLogger(__name__)
 #: the ``format`` key of every checkpoint this project writes.
 CHECKPOINT_FORMAT = "vessel-pipeline-checkpoint/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _reason(error: BaseException) -> str:
+    """The most telling line of a torch loading error (its type when it has no message)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("Check the documentation")]
+    return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
 
 
 def load_checkpoint_file(
@@ -54,14 +61,20 @@ def load_checkpoint_file(
     if sha256 and sha256_of(data) != sha256:
         raise CheckpointError(f"checkpoint {path} fails its SHA-256 check: the file was altered or damaged after saving")
     try:
-        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # an older pickle protocol is only worth a note; what the file holds is checked all the same
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"checkpoint {path} was refused: it holds objects other than tensors and plain data, which could run code "
-            f"when loaded ({str(e).splitlines()[0]})"
-        ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, OSError) as e:
-        raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint: {str(e).splitlines()[0]}") from e
+        unsafe = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
+        if unsafe:
+            raise CheckpointError(
+                f"checkpoint {path} was refused: it holds objects other than tensors and plain data, which could run "
+                f"code when loaded ({unsafe[0]})"
+            ) from e
+        raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint ({_reason(e)})") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError, OSError) as e:
+        raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint ({_reason(e)})") from e
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a dict of states")
     return payload
@@ -72,9 +85,10 @@ class CheckpointStore:
 
     Files are named ``<model_name>_e<epoch>_i<iteration>.pt``; each holds ``{"format", "meta", "state"}`` where
     ``meta`` repeats the manifest entry, so a lost manifest can be rebuilt from the files. Opening a store sweeps the
-    debris of an interrupted save: temp files are deleted, a complete checkpoint the manifest does not know yet (a
-    kill between rename and manifest update) is adopted, entries whose file is gone are dropped, and a file that is
-    not a loadable checkpoint is renamed ``*.corrupt`` and left for inspection.
+    debris of an interrupted save: its temp files are deleted, a complete checkpoint the manifest does not know yet (a
+    kill between rename and manifest update) is adopted, a file already evicted from the manifest but not yet deleted
+    (a kill during eviction) is deleted, entries whose file is gone are dropped, and a file that is not a loadable
+    checkpoint is renamed ``*.corrupt`` and left for inspection. Other files, and other models' files, are not touched.
 
     Args:
         directory: the folder (created if missing).
@@ -94,10 +108,14 @@ class CheckpointStore:
         self.fsync = fsync
         self.directory.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.directory / f"{model_name}.manifest.json"
-        self._file_pattern = re.compile(rf"^{re.escape(model_name)}_e\d+_i\d+(-\d+)?\.pt$")
+        name = re.escape(model_name)
+        self._file_pattern = re.compile(rf"^{name}_e\d+_i\d+(-\d+)?\.pt$")
+        self._temp_pattern = re.compile(rf"^\.{name}(_e\d+_i\d+(-\d+)?\.pt|\.manifest\.json)\.\d+{re.escape(TEMP_SUFFIX)}$")
         self._entries: list[CheckpointEntry] = []
+        header = read_manifest_header(self.manifest_path)
         #: what the entries' ``score`` means (recorded in the manifest; the checkpointer sets them)
-        self.monitor, self.mode = read_manifest_scoring(self.manifest_path)
+        self.monitor, self.mode = header["monitor"], header["mode"]
+        self._last_seq = header["last_seq"]
         if recover:
             self.sweep()
         else:
@@ -120,10 +138,10 @@ class CheckpointStore:
         return next((e for e in self._entries if e.file == path.name), None)
 
     def newest(self, exclude: Iterable[str] = ()) -> CheckpointEntry | None:
-        """The newest entry whose reasons are not all in ``exclude``."""
+        """The most recently saved entry whose reasons are not all in ``exclude``."""
         skip = set(exclude)
         candidates = [e for e in self._entries if not set(e.reasons) <= skip or not e.reasons]
-        return max(candidates, key=lambda e: (e.iteration, e.epoch, e.time), default=None)
+        return max(candidates, key=lambda e: (e.seq, e.iteration, e.epoch), default=None)
 
     def total_size(self) -> int:
         return sum(e.size for e in self._entries)
@@ -188,6 +206,7 @@ class CheckpointStore:
             metrics=clean_metrics(metrics),
             score=float(score) if score is not None and math.isfinite(score) else None,
             time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            seq=max(self._last_seq, max((e.seq for e in self._entries), default=0)) + 1,
         )
         meta = {k: v for k, v in entry.to_dict().items() if k not in ("size", "sha256")}
         payload = {"format": CHECKPOINT_FORMAT, "meta": meta, "state": dict(state)}
@@ -200,7 +219,17 @@ class CheckpointStore:
                 f"could not write checkpoint {path}: {e.strerror or e}; earlier checkpoints are intact ({kept})"
             ) from e
         self._entries.append(entry)
-        self._write_manifest()
+        previous_seq, self._last_seq = self._last_seq, entry.seq
+        try:
+            self._write_manifest()
+        except OSError as e:  # the manifest is unchanged; the new file goes, so the folder agrees with it again
+            self._entries.remove(entry)
+            self._last_seq = previous_seq
+            path.unlink(missing_ok=True)
+            raise CheckpointError(
+                f"checkpoint {path} was written but the manifest could not be updated ({e.strerror or e}); "
+                "earlier checkpoints are intact"
+            ) from e
         return entry
 
     def add_reasons(self, entry: CheckpointEntry, reasons: Iterable[str]) -> None:
@@ -221,7 +250,7 @@ class CheckpointStore:
         return gone
 
     def _write_manifest(self) -> None:
-        write_manifest(self.manifest_path, self.model_name, self._entries, self.fsync, self.monitor, self.mode)
+        write_manifest(self.manifest_path, self.model_name, self._entries, self.fsync, self.monitor, self.mode, self._last_seq)
 
     # ----------------------------------------------------------------------------------------------------- recovery
     def sweep(self) -> None:
@@ -242,16 +271,24 @@ class CheckpointStore:
             else:
                 entries.append(entry)
         known = {e.file for e in entries}
+        last_seq = self._last_seq if recorded is not None else -1  # rebuilding: every file is taken back
         for path in sorted(self.directory.iterdir()):
-            if path.name.startswith(f".{self.model_name}") and path.name.endswith(TEMP_SUFFIX):
+            if self._temp_pattern.match(path.name):
                 logger.info("removing the temp file of an interrupted save: %s", path)
                 path.unlink(missing_ok=True)
             elif self._file_pattern.match(path.name) and path.name not in known:
                 adopted = self._adopt(path)
-                if adopted is not None:
-                    entries.append(adopted)
                 changed = True
-        self._entries = sorted(entries, key=lambda e: (e.iteration, e.epoch, e.time))
+                if adopted is None:
+                    continue
+                if adopted.seq <= last_seq:
+                    logger.info("removing %s, evicted before an interrupted deletion", path)
+                    path.unlink(missing_ok=True)
+                    continue
+                logger.warning("adopting checkpoint %s, complete but not yet in the manifest (interrupted save)", path)
+                entries.append(adopted)
+        self._entries = sorted(entries, key=lambda e: (e.seq, e.iteration, e.epoch))
+        self._last_seq = max([self._last_seq] + [e.seq for e in self._entries])
         if changed:
             self._write_manifest()
 
@@ -265,7 +302,6 @@ class CheckpointStore:
             return None
         data = path.read_bytes()
         entry.size, entry.sha256 = len(data), sha256_of(data)
-        logger.warning("adopting checkpoint %s, complete but not yet in the manifest (interrupted save)", path)
         return entry
 
     @staticmethod

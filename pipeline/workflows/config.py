@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from pipeline.checkpoint.strategies import STRATEGIES
 from pipeline.errors import SettingsError
 from transforms import DEFAULT_HU_WINDOW
 
@@ -67,6 +68,9 @@ class TrainingConfig:
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         num_workers: DataLoader worker processes.
         progress_bar: show Ignite's tqdm progress bar.
+        checkpoint_strategy: a strategy of :mod:`pipeline.checkpoint` (``best``, ``epoch``, ``interval``, ``all``,
+            ``adaptive``, ``performance_based``, ``time_based``), monitoring the validation mean Dice.
+        max_checkpoints: how many checkpoints the strategy keeps (the newest and the best are kept regardless).
     """
 
     dataset_dir: str = DEFAULT_DATA
@@ -89,6 +93,8 @@ class TrainingConfig:
     device: str = "auto"
     num_workers: int = 0
     progress_bar: bool = True
+    checkpoint_strategy: str = "best"
+    max_checkpoints: int = 2
     network_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,6 +111,12 @@ class TrainingConfig:
         _check_device_name(self.device)
         if self.learning_rate <= 0:
             raise SettingsError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if self.checkpoint_strategy not in STRATEGIES:
+            raise SettingsError(
+                f"unknown checkpoint_strategy {self.checkpoint_strategy!r}; valid strategies: {sorted(STRATEGIES)}"
+            )
+        if self.max_checkpoints < 1:
+            raise SettingsError(f"max_checkpoints must be >= 1, got {self.max_checkpoints}.")
 
     def network_args(self) -> dict[str, Any]:
         """Keyword arguments of :func:`pipeline.networks.create_unet`."""

@@ -14,6 +14,7 @@ from monai.metrics import compute_dice
 from monai.transforms import EnsureChannelFirst, LoadImage
 
 from pipeline.data import DatasetError, make_loader
+from pipeline.checkpoint import load_training_state, resolve_checkpoint
 from pipeline.engines import create_inferer
 from pipeline.errors import CheckpointError
 from pipeline.evaluation.loading import spacing_of
@@ -42,16 +43,16 @@ class CaseScore:
 def load_network(checkpoint: str | Path, config: TrainingConfig | None = None) -> tuple[torch.nn.Module, TrainingConfig]:
     """Rebuild the network of a training run and load its weights (``torch.load(weights_only=True)``).
 
-    The run's ``config.json`` is looked up next to the checkpoint folder unless ``config`` is given. Reads a plain
-    state dict, MONAI ``CheckpointSaver``'s ``{"network": ...}`` and :mod:`pipeline.checkpoint` files.
+    ``checkpoint`` is a file or a run's checkpoint folder (its best checkpoint, by the manifest). A file listed in a
+    :mod:`pipeline.checkpoint` manifest is checked against its recorded size and SHA-256 first. Reads
+    :mod:`pipeline.checkpoint` files, MONAI ``CheckpointSaver``'s ``{"network": ...}`` and plain state dicts. The
+    run's ``config.json`` is looked up next to the checkpoint folder unless ``config`` is given.
 
     Raises:
-        CheckpointError: missing file or config, a file ``weights_only`` loading refuses (corrupt, or a pickle that
-            would run code), or weights that do not fit the network of the config.
+        CheckpointError: missing file or config, a damaged file, a file ``weights_only`` loading refuses (a pickle
+            that would run code), or weights that do not fit the network of the config.
     """
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise CheckpointError(f"checkpoint '{checkpoint}' does not exist.")
+    checkpoint = resolve_checkpoint(checkpoint)
     if config is None:
         candidates = [checkpoint.parent / CONFIG_NAME, checkpoint.parent.parent / CONFIG_NAME]
         found = next((c for c in candidates if c.is_file()), None)
@@ -59,15 +60,8 @@ def load_network(checkpoint: str | Path, config: TrainingConfig | None = None) -
             raise CheckpointError(f"no {CONFIG_NAME} next to checkpoint '{checkpoint}' (looked in {[str(c) for c in candidates]}).")
         config = TrainingConfig.load(found)
     network = create_unet(**config.network_args())
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"checkpoint '{checkpoint}' cannot be loaded safely: {type(e).__name__}: {e}".strip()) from None
-    if isinstance(state, dict) and "format" in state and isinstance(state.get("state"), dict):
-        state = state["state"]  # a pipeline.checkpoint file: {"format", "meta", "state": {"network": ..., ...}}
-    weights = state.get("network", state) if isinstance(state, dict) else None
-    if not isinstance(weights, dict):
-        raise CheckpointError(f"checkpoint '{checkpoint}' holds no state dict (found {type(state).__name__}).")
+    state = load_training_state(checkpoint)
+    weights = state.get("network", state)
     try:
         network.load_state_dict(weights)
     except RuntimeError as e:

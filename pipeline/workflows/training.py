@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from monai.handlers import CheckpointSaver
 from monai.losses import DiceFocalLoss
 from monai.utils import set_determinism
 
+from pipeline.checkpoint import CheckpointHandler
 from pipeline.data import check_items, load_datalist, make_loader
 from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
 from pipeline.handlers import EpochSummaryLogger
@@ -21,12 +21,12 @@ from pipeline.plots import plot_training_curves
 from pipeline.workflows.config import CONFIG_NAME, TrainingConfig, resolve_device
 from transforms import get_train_transforms, get_val_transforms
 
-__all__ = ["TrainingResult", "run_training", "BEST_CHECKPOINT", "FINAL_CHECKPOINT"]
+__all__ = ["TrainingResult", "run_training", "MODEL_NAME"]
 
 logger = logging.getLogger(__name__)
 
-BEST_CHECKPOINT = "best_model.pt"
-FINAL_CHECKPOINT = "final_model.pt"
+#: file prefix of the checkpoints of a training run (``checkpoints/unet_e0040_i00000120.pt``, ``unet.manifest.json``)
+MODEL_NAME = "unet"
 
 
 @dataclass
@@ -46,8 +46,9 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     """Train a UNet on the ``training`` list of the datalist and validate on its ``validation`` list.
 
     The data are checked first (missing files, unreadable NIfTI, image/label shape mismatch), so bad input fails
-    before any training. The loss is MONAI's ``DiceFocalLoss`` and checkpoints are written by MONAI's
-    ``CheckpointSaver``: the best model by validation mean Dice and the final model, as plain state dicts.
+    before any training. The loss is MONAI's ``DiceFocalLoss``; checkpoints (network, optimizer, LR scheduler and
+    trainer state) are kept in ``output_dir/checkpoints`` by a :class:`~pipeline.checkpoint.CheckpointHandler` with
+    ``config.checkpoint_strategy`` on the validation mean Dice, plus the ``last`` and ``final`` ones.
 
     Returns:
         a :class:`TrainingResult`; ``config.json``, ``history.json`` and ``training_curves.png`` are written to
@@ -82,11 +83,6 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     loss_function = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0)
 
     evaluator = create_evaluator(network, val_loader, device, roi_size=config.patch_size)
-    state = {"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler}
-    best_saver = CheckpointSaver(
-        save_dir=str(ckpt_dir), save_dict=state, save_key_metric=True, key_metric_filename=BEST_CHECKPOINT
-    )
-    best_saver.attach(evaluator)  # best model by the evaluator's key metric
     summary = EpochSummaryLogger(evaluator=evaluator)
     trainer = create_trainer(
         network,
@@ -101,9 +97,16 @@ def run_training(config: TrainingConfig) -> TrainingResult:
         progress_bar=config.progress_bar,
         epoch_logger=summary,
     )
-    CheckpointSaver(save_dir=str(ckpt_dir), save_dict=state, save_final=True, final_filename=FINAL_CHECKPOINT).attach(
-        trainer
+    checkpoints = CheckpointHandler(
+        ckpt_dir,
+        {"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler, "trainer": trainer},
+        strategy=config.checkpoint_strategy,
+        model_name=MODEL_NAME,
+        monitor=VAL_KEY_METRIC,
+        max_checkpoints=config.max_checkpoints,
+        existing="replace",  # running the same command again replaces the earlier run's checkpoints
     )
+    checkpoints.attach(trainer, evaluator)
 
     logger.info(
         "training on %d volumes, validating on %d, %d epochs, device %s", len(train_items), len(val_items), config.epochs, device
@@ -121,8 +124,8 @@ def run_training(config: TrainingConfig) -> TrainingResult:
         output_dir=out,
         best_metric=float(evaluator.state.best_metric),
         best_epoch=int(evaluator.state.best_metric_epoch),
-        best_checkpoint=ckpt_dir / BEST_CHECKPOINT,
-        final_checkpoint=ckpt_dir / FINAL_CHECKPOINT,
+        best_checkpoint=checkpoints.best_checkpoint,
+        final_checkpoint=checkpoints.last_checkpoint,
         history=summary.history,
         seconds=seconds,
     )

@@ -52,13 +52,16 @@ class CheckpointEvent:
 
 @dataclass(frozen=True)
 class KeptCheckpoint:
-    """What retention needs to know of a checkpoint on disk: its key, position, score and why it was saved."""
+    """What retention needs to know of a checkpoint on disk: its key, position, score, why it was saved, and its
+    place in the order of saves (``seq``; after a resume from an older checkpoint, a new file is newer than the files
+    of the abandoned later epochs, although its epoch is smaller)."""
 
     key: str
     epoch: int
     iteration: int
     score: float | None = None
     reasons: frozenset[str] = field(default_factory=frozenset)
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,8 @@ def improves(score: float, best: float | None, mode: str, min_delta: float = 0.0
 
 
 def newest(kept: Iterable[KeptCheckpoint], k: int | None) -> list[KeptCheckpoint]:
-    """The ``k`` newest checkpoints (all when ``k`` is None), newest first."""
-    ordered = sorted(kept, key=lambda c: (c.iteration, c.epoch, c.key), reverse=True)
+    """The ``k`` most recently saved checkpoints (all when ``k`` is None), newest first."""
+    ordered = sorted(kept, key=lambda c: (c.seq, c.iteration, c.epoch), reverse=True)
     return ordered if k is None else ordered[:k]
 
 
@@ -94,7 +97,7 @@ def top_by_score(kept: Iterable[KeptCheckpoint], k: int | None, mode: str) -> li
 
     def rank(c: KeptCheckpoint) -> tuple:
         finite = c.score is not None and math.isfinite(c.score)
-        return (finite, sign * c.score if finite else 0.0, -c.iteration, -c.epoch)
+        return (finite, sign * c.score if finite else 0.0, -c.seq, -c.iteration)
 
     ordered = sorted(kept, key=rank, reverse=True)
     return ordered if k is None else ordered[:k]
@@ -155,18 +158,22 @@ class CheckpointStrategy:
         return {c.key for c in newest(kept, self.max_checkpoints)}
 
     def score(self, event: CheckpointEvent) -> float | None:
-        """The monitored metric at ``event``; None when no metrics came with it or nothing is monitored.
+        """The monitored metric at ``event`` (NaN when it is missing a value); None when no metrics came with the
+        event, nothing is monitored, or the strategy does not need the metric and it is absent.
 
         Raises:
-            SettingsError: metrics came but ``monitor`` is not among them (the names present are listed).
+            SettingsError: a strategy that needs ``monitor`` got metrics without it (the names present are listed).
         """
         if event.metrics is None or self.monitor is None:
             return None
         if self.monitor not in event.metrics:
+            if not self.needs_monitor:
+                return None  # the monitor only marks the best checkpoint for protection here
             raise SettingsError(
                 f"monitored metric {self.monitor!r} is not among the metrics produced: {sorted(event.metrics)}"
             )
-        return float(event.metrics[self.monitor])
+        value = event.metrics[self.monitor]
+        return math.nan if value is None else float(value)
 
     def state_dict(self) -> dict[str, Any]:
         return {}
