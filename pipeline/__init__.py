@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
             "format_case_table",
             "load_network",
             "predict_and_score",
+            "predict_volumes",
             "run_training",
         ],
         "pipeline.workflows",
@@ -41,8 +42,21 @@ _EXPORTS: dict[str, str] = {
             "create_checkpoint_manager",
             "create_strategy",
             "get_checkpoint_preset",
+            "load_training_state",
         ],
         "pipeline.checkpoint",
+    ),
+    **dict.fromkeys(
+        [
+            "METRICS",
+            "SparseMask",
+            "VesselMetric",
+            "binary_metrics",
+            "evaluate_pairs",
+            "monai_reference_metrics",
+            "run_evaluation",
+        ],
+        "pipeline.evaluation",
     ),
 }
 

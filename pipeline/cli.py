@@ -28,6 +28,8 @@ __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("pipeline")
 
+_CHECKPOINT_HELP = "checkpoint file, or a run's checkpoints/ folder for its best one (the run's config.json is found next to it)"
+
 
 def _add_training_args(p: argparse.ArgumentParser, dataset_dir: Path | str, output_dir: str) -> None:
     p.add_argument("--dataset-dir", default=str(dataset_dir), help="folder with the volumes and dataset.json")
@@ -74,14 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", "--output-dir", dest="out", default=None,
                     help="write cases.csv, summary.json, evaluation.png (and predictions with --checkpoint) here")
     ckpt = ev.add_argument_group("scoring a checkpoint")
-    ckpt.add_argument("--checkpoint", default=None, help="checkpoint file (its run's config.json is found next to it)")
+    ckpt.add_argument("--checkpoint", default=None, help=_CHECKPOINT_HELP)
     ckpt.add_argument("--dataset-dir", default=str(DEFAULT_DATA))
     ckpt.add_argument("--datalist", default=None)
     ckpt.add_argument("--split", default="test", help="list of the datalist to score (default: test)")
     ckpt.add_argument("--device", default="auto")
 
     inf = sub.add_parser("infer", help="predict NIfTI images with a checkpoint, on each input's grid and affine")
-    inf.add_argument("--checkpoint", required=True, help="checkpoint file (its run's config.json is found next to it)")
+    inf.add_argument("--checkpoint", required=True, help=_CHECKPOINT_HELP)
     inf.add_argument("--input", required=True, nargs="+", help="NIfTI files, or folders of them")
     inf.add_argument("--out", required=True, help="folder for <name>_pred.nii.gz")
     inf.add_argument("--device", default="auto")

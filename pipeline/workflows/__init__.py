@@ -1,7 +1,7 @@
 """End-to-end workflows: training and checkpoint evaluation."""
 
 from pipeline.workflows.config import DEFAULT_DATA, TrainingConfig, resolve_device
-from pipeline.workflows.prediction import CaseScore, format_case_table, load_network, predict_and_score
+from pipeline.workflows.prediction import CaseScore, format_case_table, load_network, predict_and_score, predict_volumes
 from pipeline.workflows.training import TrainingResult, run_training
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "format_case_table",
     "load_network",
     "predict_and_score",
+    "predict_volumes",
     "resolve_device",
     "run_training",
 ]
