@@ -21,8 +21,8 @@ class ClDiceLoss(LogitsLoss):
     Values and gradients are those of :class:`monai.losses.SoftclDiceLoss` with ``sigmoid=True`` (see
     :meth:`reference`), but the skeletons come from :func:`~pipeline.losses.morphology.soft_skeleton`: shifted-slice
     minima and maxima, one pass per erosion, a gradient routed straight to the source voxels, and the label's
-    skeleton computed without autograd on ``uint8``: about 10x faster than MONAI on CPU with one thread and 4-5x
-    less memory (``docs/losses.md``).
+    skeleton computed without autograd on ``uint8``: 11-12x faster than MONAI on CPU with one thread and 6x less
+    memory (``docs/losses.md``; no GPU measurement).
 
     Args:
         iter_: skeletonisation iterations (>= 0); at least the largest vessel radius in voxels.

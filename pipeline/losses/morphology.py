@@ -11,9 +11,12 @@ in place, and the skeleton has its own autograd function:
   key (order-preserving bits of the float in the high half, index in the low half), so one ``minimum``/``maximum``
   moves both. The backward pass then needs no chain of pool backwards: every eroded or opened value *is* one input
   voxel, so its gradient is added straight to that voxel (``index_add_``).
+* those keys (and the binary label) live on a flat grid with a one-voxel border (:class:`_PaddedGrid`): a neighbour
+  is then a fixed offset, each pass is one contiguous operation over the whole batch, and a small pool of buffers is
+  reused (on CPU a fresh multi-MB tensor costs more in page faults than the pass that fills it).
 * the erosion computed for one iteration's opening is the next iteration's image, so it is computed once (MONAI
   computes it twice).
-* a binary label's skeleton (no gradient needed) is computed on ``uint8`` with the same operators.
+* a binary label's skeleton (no gradient needed) is computed on ``uint8``.
 
 Values equal MONAI's (the same float operations in the same order); gradients equal MONAI's except where two
 different voxels hold exactly the same value and both could be the minimum or maximum, where any choice is a valid
