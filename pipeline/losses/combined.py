@@ -207,6 +207,7 @@ class CombinedLoss(_Loss):
 
     @property
     def last_components(self) -> dict[str, float]:
+        """The terms and total of the last ``forward`` as floats (empty before the first call)."""
         return {key: float(value) for key, value in self._last.items()}
 
     def get_loss_components(
