@@ -21,7 +21,7 @@ class ClDiceLoss(LogitsLoss):
     Values and gradients are those of :class:`monai.losses.SoftclDiceLoss` with ``sigmoid=True`` (see
     :meth:`reference`), but the skeletons come from :func:`~pipeline.losses.morphology.soft_skeleton`: shifted-slice
     minima and maxima, one pass per erosion, a gradient routed straight to the source voxels, and the label's
-    skeleton computed without autograd on ``uint8``: 11-12x faster than MONAI on CPU with one thread and 6x less
+    skeleton computed without autograd on ``uint8``: 11-12x faster than MONAI on CPU (1 or 2 threads) and 5x less
     memory (``docs/losses.md``; no GPU measurement).
 
     Args:
