@@ -48,6 +48,25 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(
         [
+            "LOSS_PRESETS",
+            "LOSS_TERMS",
+            "ClDiceLoss",
+            "CombinedLoss",
+            "EnhancedBCELoss",
+            "EnhancedDiceLoss",
+            "EnhancedTverskyLoss",
+            "LogitsLoss",
+            "LossManager",
+            "SkeletonRecallLoss",
+            "create_loss_function",
+            "get_preset_loss_config",
+            "list_loss_presets",
+            "soft_skeleton",
+        ],
+        "pipeline.losses",
+    ),
+    **dict.fromkeys(
+        [
             "METRICS",
             "SparseMask",
             "VesselMetric",

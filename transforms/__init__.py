@@ -10,10 +10,13 @@ from transforms.chains import (
     get_train_transforms,
     get_val_transforms,
 )
+from transforms.skeleton import TubedSkeleton, TubedSkeletond
 
 __all__ = [
     "DEFAULT_HU_WINDOW",
     "AboveThreshold",
+    "TubedSkeleton",
+    "TubedSkeletond",
     "get_binary_postprocessing",
     "get_inference_transforms",
     "get_post_transforms",
