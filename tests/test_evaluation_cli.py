@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -247,3 +248,58 @@ def test_bad_command_input_exits_2(argv, message, capsys):
 def test_bad_settings_exit_2(work, capsys):
     assert main(["evaluate", "--pred", str(work / "pred"), "--label", str(work / "label"), "--tolerance-mm", "-1"]) == 2
     assert "tolerance_mm must be >= 0" in capsys.readouterr().err
+
+
+def test_a_header_without_voxel_size_fails_its_case_only(work):
+    for path in (_pred(work, "case_1"), _label(work, "case_1")):
+        flat = nib.Nifti1Image(np.asarray(nib.load(path).dataobj), None)  # no qform: nibabel cannot write this one
+        flat.set_sform(np.diag([0.5, 0.0, 0.8, 1.0]), code=1)
+        nib.save(flat, path)
+    code, rows = _evaluate(work)
+    by_case = {r["case"]: r for r in rows}
+    assert code == 1 and "has no usable voxel size in its header" in by_case["case_1"]["reason"]
+    assert [by_case[c]["status"] for c in ("case_0", "case_2")] == ["ok", "ok"]
+    summary = json.loads((work / "out" / "summary.json").read_text())
+    assert [c["case"] for c in summary["metric_per_case"]] == ["case_0", "case_2"]  # scored cases only, as nnU-Net
+    assert summary["failed"][0]["case"] == "case_1"
+
+
+def test_an_internal_error_or_a_dead_worker_fails_one_case_not_the_run(work, monkeypatch):
+    from pipeline.evaluation import runner
+
+    real = runner.binary_metrics
+
+    def broken_for_case_1(pred, ref, spacing, *args, **kwargs):
+        if pred.sum() == np.asarray(nib.load(_pred(work, "case_1")).dataobj).sum():
+            raise ZeroDivisionError("a bug")
+        return real(pred, ref, spacing, *args, **kwargs)
+
+    global _REAL_EVALUATE_CASE
+    _REAL_EVALUATE_CASE = runner.evaluate_case
+    monkeypatch.setattr(runner, "binary_metrics", broken_for_case_1)
+    code, rows = _evaluate(work)
+    assert code == 1 and [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert rows[1]["reason"] == "internal error: ZeroDivisionError: a bug"
+
+    monkeypatch.setattr(runner, "evaluate_case", _dies_on_case_1)
+    code, rows = _evaluate(work, "--workers", "2")
+    # the pool breaks; the cases it took down with it are scored again, each in a process of its own
+    assert code == 1 and [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert rows[1]["reason"].startswith("worker process failed")
+
+
+_REAL_EVALUATE_CASE = None
+
+
+def _dies_on_case_1(pair, settings):
+    if pair.case == "case_1":
+        os._exit(9)  # what the out-of-memory killer does to a worker
+    return _REAL_EVALUATE_CASE(pair, settings)
+
+
+def test_a_pairs_list_saved_by_a_spreadsheet_with_a_byte_order_mark(work):
+    listing = work / "pairs.csv"
+    lines = ["prediction,label"] + [f"{_pred(work, c)},{_label(work, c)}" for c in CASES]
+    listing.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    code = main(["-q", "evaluate", "--pairs", str(listing), "--out", str(work / "out")])
+    assert code == 0

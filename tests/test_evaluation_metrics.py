@@ -160,3 +160,24 @@ def test_fortran_ordered_arrays_give_the_same_scores():
     a, b = SparseMask.from_dense(label), SparseMask.from_dense(np.asfortranarray(label))
     np.testing.assert_array_equal(a.keys, b.keys)
     np.testing.assert_array_equal(a.coords, b.coords)
+
+
+def test_large_distances_match_monai_to_float32_rounding():
+    """Far-apart masks (distances near 30 mm): MONAI averages the ASSD in float32, we in float64."""
+    shape, spacing = (80, 60, 30), (0.8, 0.8, 1.7)
+    pred = _blobs(shape, 6, 9, radius=(1.0, 3.0))
+    label = np.roll(_blobs(shape, 6, 10, radius=(1.0, 3.0)), 38, axis=0)
+    ours = binary_metrics(pred, label, spacing)
+    ref = monai_reference_metrics(pred, label, spacing)
+    assert ref["ASSD_mm"] > 10
+    assert ours["ASSD_mm"] == pytest.approx(ref["ASSD_mm"], rel=1e-7)
+    for key in ("Dice", "HD95_mm", "NSD", "clDice"):
+        assert ours[key] == pytest.approx(ref[key], abs=1e-6), key
+
+
+def test_a_volume_one_voxel_deep_is_skeletonised_like_skimage_does():
+    """skimage thins a (1, H, W) volume as a 2-D image; the per-component skeleton must agree with it."""
+    rng = np.random.default_rng(3)
+    label = ndimage.binary_dilation(rng.random((1, 48, 64)) > 0.97, iterations=2)
+    pred = np.roll(label, 2, axis=2)
+    _assert_matches_reference(pred, label, (0.5, 0.5, 0.5))

@@ -95,5 +95,8 @@ def load_pair(
     ref = _voxels(label_img, str(pair.label), "label")
     _check_values(pred, str(pair.prediction), "prediction", labels)
     _check_values(ref, str(pair.label), "label", labels)
+    spacing = spacing_of(label_img.affine)
+    if not all(np.isfinite(s) and s > 1e-6 for s in spacing):
+        raise DatasetError(f"label '{pair.label}' has no usable voxel size in its header (spacing {spacing} mm from its affine).")
     masks = {int(v): (pred == v, ref == v) for v in (labels if labels is not None else (1,))}
-    return LoadedPair(masks=masks, spacing=spacing_of(label_img.affine), shape=tuple(int(s) for s in ref.shape))
+    return LoadedPair(masks=masks, spacing=spacing, shape=tuple(int(s) for s in ref.shape))

@@ -162,17 +162,20 @@ def skeleton(mask: SparseMask, components: tuple[int, np.ndarray] | None = None)
 
     Lee's thinning only looks at the 3x3x3 neighbourhood of a voxel and visits voxels in C order, so components that
     are not 26-adjacent thin independently: the union of the per-component skeletons is the skeleton of the whole
-    volume, voxel for voxel, at a fraction of the cost for a sparse tree.
+    volume, voxel for voxel, at a fraction of the cost for a sparse tree. (A volume one voxel deep along its first
+    axis, which skimage thins as a 2-D image, keeps that depth in the boxes.)
 
     Args:
         mask: the mask.
         components: ``mask.components()`` if already computed.
     """
     n, labels = components if components is not None else mask.components()
+    # skimage thins a volume of depth 1 along axis 0 as a 2-D image; the boxes must keep that depth to match it
+    margin = np.array([0 if mask.shape[0] == 1 else 1, 1, 1])
     found = []
     for coords in mask.split(labels, n):
-        lo = coords.min(0) - 1
-        box = np.zeros(tuple(coords.max(0) - lo + 2), dtype=bool)
+        lo = coords.min(0) - margin
+        box = np.zeros(tuple(coords.max(0) - lo + 1 + margin), dtype=bool)
         box[tuple((coords - lo).T)] = True
         found.append(np.argwhere(skeletonize(box)) + lo)
     return SparseMask.from_coords(mask.shape, np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64))

@@ -132,7 +132,7 @@ def read_pairs_file(path: str | os.PathLike) -> list[CasePair]:
         raise InputError(f"pairs list '{source}' does not exist.")
     suffix = source.suffix.lower()
     try:
-        text = source.read_text()
+        text = source.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of a column name
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"pairs list '{source}' cannot be read: {e}.") from None
     if suffix == ".csv":

@@ -56,22 +56,23 @@ def _mean(values: list[float]) -> float | None:
 def summarize(results: Sequence[CaseResult], settings: EvaluationSettings) -> dict:
     """The ``summary.json`` content.
 
-    nnU-Net's keys: ``metric_per_case`` (per case: ``prediction_file``, ``reference_file``, ``metrics`` per label),
+    nnU-Net's keys: ``metric_per_case`` (per scored case: ``prediction_file``, ``reference_file``, ``metrics`` per
+    label; a case that could not be scored is only listed under ``failed``),
     ``mean`` (per label: the mean of each metric over the scored cases) and ``foreground_mean`` (the mean of the
     per-label means). Means use finite values only; ``nonfinite`` counts the values left out (distances of cases
-    with one empty mask). Extra keys: ``case``, ``status``, ``reason`` and ``empty`` per case, ``failed``,
+    with one empty mask). Extra keys: ``case``, ``spacing_mm`` and ``empty`` per case, ``failed`` (case and reason),
     ``n_cases``, ``n_failed`` and ``settings``.
     """
     names = _metric_names(results)
     labels = settings.label_values
     per_case = []
     for r in results:
+        if not r.ok:
+            continue  # nnU-Net lists scored cases only; failed ones are under "failed" with their reason
         per_case.append({
             "case": r.case,
             "prediction_file": r.prediction,
             "reference_file": r.label,
-            "status": "ok" if r.ok else "failed",
-            "reason": r.error,
             "spacing_mm": list(r.spacing) if r.spacing else None,
             "empty": {str(k): v for k, v in r.empty.items()},
             "metrics": {str(k): {m: _json_value(v) for m, v in scores.items()} for k, scores in r.metrics.items()},

@@ -7,8 +7,8 @@ import multiprocessing
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Iterable, Sequence
 
 from pipeline.data.datalist import AFFINE_TOLERANCE_MM
@@ -81,25 +81,35 @@ class CaseResult:
         return self.error is None
 
 
-def evaluate_case(pair: CasePair, settings: EvaluationSettings = EvaluationSettings()) -> CaseResult:
-    """Read, check and score one case. A file that fails a check gives a failed result with the reason; anything
-    else that goes wrong is a bug and raises."""
-    start = time.perf_counter()
-    result = CaseResult(
+def _blank(pair: CasePair) -> CaseResult:
+    return CaseResult(
         pair.case,
         None if pair.prediction is None else str(pair.prediction),
         None if pair.label is None else str(pair.label),
     )
+
+
+def evaluate_case(pair: CasePair, settings: EvaluationSettings = EvaluationSettings()) -> CaseResult:
+    """Read, check and score one case; never raises for one case's sake.
+
+    A file that fails a check gives a failed result with the reason. Anything else that goes wrong is a bug: it is
+    logged with its traceback and the case fails with ``internal error: ...``, so the other cases are still scored.
+    """
+    start = time.perf_counter()
+    result = _blank(pair)
     try:
         loaded = load_pair(pair, settings.labels, settings.geometry_tolerance_mm)
-    except InputError as e:
-        result.error = str(e).splitlines()[0]
-    else:
         result.spacing = loaded.spacing
         for value, (pred, ref) in loaded.masks.items():
             scores = binary_metrics(pred, ref, loaded.spacing, settings.tolerance_mm, betti1=settings.betti1)
             result.metrics[value] = scores
             result.empty[value] = empty_flag(scores["n_pred"], scores["n_ref"])
+    except InputError as e:
+        result.metrics, result.empty, result.error = {}, {}, str(e).splitlines()[0]
+    except Exception as e:  # a bug, not bad input: keep the traceback in the log, score the other cases
+        logger.exception("internal error while scoring %s", pair.case)
+        result.metrics, result.empty = {}, {}
+        result.error = f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
     result.seconds = time.perf_counter() - start
     return result
 
@@ -138,17 +148,40 @@ def evaluate_pairs(
         return results
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    results = []
     with warnings.catch_warnings():
         # Python >= 3.12 warns when forking a process that has threads (torch's thread pool, once torch ran an op):
         # a child could inherit a lock held by one of them. The workers only run numpy/scipy/scikit-image code that
         # takes no such lock, so the fork is safe here.
         warnings.filterwarnings("ignore", message=".*multi-threaded, use of fork", category=DeprecationWarning)
-        with ProcessPoolExecutor(max_workers=min(workers, len(pairs)), mp_context=context) as pool:
-            for result in pool.map(partial(evaluate_case, settings=settings), pairs):
-                _log(result)
-                results.append(result)
+        found = _run_pool(pairs, settings, workers, context)
+        for i, result in enumerate(found):
+            if result is None:  # its pool broke: score it again alone, so only a case that kills its worker fails
+                found[i] = _run_pool([pairs[i]], settings, 1, context)[0]
+    results = []
+    for pair, result in zip(pairs, found):
+        if result is None:
+            result = _blank(pair)
+            result.error = "worker process failed: it died while scoring this case (killed, e.g. for lack of memory?)"
+        _log(result)
+        results.append(result)
     return results
+
+
+def _run_pool(pairs: list[CasePair], settings: EvaluationSettings, workers: int, context) -> list[CaseResult | None]:
+    """Results in order; None for a case whose worker pool broke (a worker died) before it was scored."""
+    found: list[CaseResult | None] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(pairs)), mp_context=context) as pool:
+        futures = [pool.submit(evaluate_case, pair, settings) for pair in pairs]
+        for pair, future in zip(pairs, futures):
+            try:
+                found.append(future.result())
+            except BrokenProcessPool:
+                found.append(None)
+            except Exception as e:  # e.g. a result that cannot be sent back
+                result = _blank(pair)
+                result.error = f"worker process failed: {type(e).__name__}: {e}"
+                found.append(result)
+    return found
 
 
 def failed(results: Sequence[CaseResult]) -> list[CaseResult]:

@@ -73,7 +73,11 @@ def load_network(checkpoint: str | Path, config: TrainingConfig | None = None) -
 
 
 def _case_name(path: str | Path) -> str:
-    return Path(path).name.replace(".nii.gz", "").replace(".nii", "")
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _predict(
@@ -122,6 +126,11 @@ def predict_volumes(
     Returns:
         the written files, in the order of ``images``.
     """
+    names: dict[str, str] = {}
+    for image in images:
+        other = names.setdefault(_case_name(image), str(image))
+        if other != str(image):
+            raise DatasetError(f"'{image}' and '{other}' would both be written as {_case_name(image)}_pred.nii.gz; rename one.")
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for image, _, saved in _predict(network, config, images, device, output_dir):
