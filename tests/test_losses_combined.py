@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from monai.data import MetaTensor
@@ -185,3 +187,49 @@ def test_inside_monai_supervised_trainer_with_skeleton_channels(batch):
     assert trainer.state.iteration == 2
     assert loss.last_components["total_loss"] == pytest.approx(float(trainer.state.output[0]["loss"]))
     assert set(loss.last_components) == {"dice_loss", "bce_loss", "cldice_loss", "skeleton_recall_loss", "total_loss"}
+
+
+def test_review_regressions_one_hot_target_zero_weight_checks_and_weight_attributes():
+    from monai.networks import one_hot
+
+    from pipeline.losses import CombinedLoss, create_loss_function
+
+    torch.manual_seed(0)
+    labels = (torch.rand(2, 1, 12, 12, 12) > 0.7).float()
+    logits = torch.randn(2, 1, 12, 12, 12)
+    # a MONAI one-hot [background, vessel] label is not mistaken for label + skeleton
+    with pytest.raises(ValueError, match="skeleton channels of the target are not inside its label channels"):
+        create_loss_function("vessel_skeleton_recall")(logits, one_hot(labels, 2))
+    # terms weighted 0 are computed by get_loss_components, so their target is checked too
+    loss = CombinedLoss({"bce": {}, "cldice": {}}, {"bce": 1.0, "cldice": 0.0})
+    with pytest.raises(ValueError, match="binary"):
+        loss.get_loss_components(logits, labels * 0.6)
+    # a known term's weight on a loss without that term is refused, not silently stored
+    with pytest.raises(ValueError, match="no loss term named 'tversky'"):
+        loss.tversky_weight = 0.3
+    loss.cldice_weight = np.float32(0.25)  # numpy scalars and one-element tensors are numbers
+    loss.bce_weight = torch.tensor([0.75])
+    assert loss.weights == {"bce": 0.75, "cldice": 0.25}
+
+
+def test_focal_gradient_stays_finite_for_small_gamma_and_extreme_logits():
+    from monai.losses import FocalLoss
+
+    from pipeline.losses import EnhancedBCELoss
+
+    logits = torch.tensor([[[-200.0, 200.0, -95.0, 95.0]]], requires_grad=True)
+    target = torch.tensor([[[0.0, 1.0, 0.0, 1.0]]])
+    EnhancedBCELoss(gamma=0.5)(logits, target).backward()
+    ours = logits.grad.clone()
+    logits.grad = None
+    FocalLoss(gamma=0.5, use_softmax=False)(logits, target).backward()
+    assert torch.isfinite(ours).all() and torch.allclose(ours, logits.grad, atol=1e-12)
+
+
+def test_cldice_refuses_second_order_gradients_clearly():
+    from pipeline.losses import ClDiceLoss
+
+    labels = (torch.rand(1, 1, 8, 8, 8) > 0.6).float()
+    logits = torch.randn(1, 1, 8, 8, 8, requires_grad=True)
+    with pytest.raises(RuntimeError, match="first-order gradients only; for second-order gradients"):
+        torch.autograd.grad(ClDiceLoss(iter_=1)(logits, labels), logits, create_graph=True)

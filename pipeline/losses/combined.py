@@ -11,7 +11,7 @@ from torch.nn.modules.loss import _Loss
 
 from pipeline.errors import InputError, SettingsError
 from pipeline.losses.base import LogitsLoss, as_tensor, check_binary, check_same_shape
-from pipeline.losses.registry import build_term, check_term_name
+from pipeline.losses.registry import LOSS_TERMS, build_term, check_term_name
 
 __all__ = ["CombinedLoss", "TOTAL_KEY", "component_key"]
 
@@ -101,9 +101,12 @@ class CombinedLoss(_Loss):
         for name, value in {**dict(weights or {}), **named}.items():
             if name not in new:
                 raise SettingsError(f"no loss term named {name!r} in this CombinedLoss; its terms: {list(new)}.")
-            if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
-                raise SettingsError(f"weight of {name!r} must be a number, got {value!r}.")
-            value = float(value)
+            try:
+                if isinstance(value, (bool, str)) or (isinstance(value, torch.Tensor) and value.numel() != 1):
+                    raise TypeError
+                value = float(value)  # numbers, numpy scalars and one-element tensors
+            except (TypeError, ValueError):
+                raise SettingsError(f"weight of {name!r} must be a number, got {value!r}.") from None
             if not math.isfinite(value) or value < 0:
                 raise SettingsError(f"weight of {name!r} must be finite and >= 0, got {value}.")
             new[name] = value
@@ -123,8 +126,11 @@ class CombinedLoss(_Loss):
 
     def __setattr__(self, name: str, value: Any) -> None:
         weights = self.__dict__.get("_weights")
-        if weights is not None and name.endswith(_WEIGHT_SUFFIX) and name[: -len(_WEIGHT_SUFFIX)] in weights:
-            self.set_weights({name[: -len(_WEIGHT_SUFFIX)]: value})
+        term = name[: -len(_WEIGHT_SUFFIX)] if name.endswith(_WEIGHT_SUFFIX) else None
+        if weights is not None and term is not None and (term in weights or term in LOSS_TERMS):
+            # a known term's weight: set it, or refuse it when this loss lacks the term (a scheduler's typo must
+            # not silently create an attribute that changes nothing)
+            self.set_weights({term: value})
         else:
             super().__setattr__(name, value)
 
@@ -140,9 +146,10 @@ class CombinedLoss(_Loss):
         self.set_weights(saved)
 
     def split_target(
-        self, input: torch.Tensor, target: torch.Tensor, skeleton: torch.Tensor | None = None
+        self, input: torch.Tensor, target: torch.Tensor, skeleton: torch.Tensor | None = None, every_term: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Separate the label from the skeleton channels (see the class docstring) and check both.
+        """Separate the label from the skeleton channels (see the class docstring) and check both for the terms that
+        will be computed (those weighted > 0, or all with ``every_term``).
 
         Returns:
             ``(label, skeleton)``; ``skeleton`` is ``None`` when this loss has no skeleton term or none was given.
@@ -157,26 +164,34 @@ class CombinedLoss(_Loss):
         elif skeleton is None and target.ndim == input.ndim and target.shape[1] == 2 * n_pred:
             target, skeleton = target[:, :n_pred], target[:, n_pred:]
         check_same_shape(input, target)
-        active = [t for n, t in self.terms.items() if self._weights[n] > 0]
-        if skeleton is None and any(t.target_is_skeleton for t in active):
+        weighted = [t for n, t in self.terms.items() if self._weights[n] > 0]
+        if skeleton is None and any(t.target_is_skeleton for t in weighted):
             raise InputError(
                 f"the skeleton_recall term needs the tubed skeleton: pass skeleton=..., or give the target "
                 f"{2 * n_pred} channels (label then skeleton, see transforms.skeleton.TubedSkeletond); got "
                 f"prediction {tuple(input.shape)} and target {tuple(target.shape)}."
             )
-        if skeleton is not None:
+        computed = list(self.terms.values()) if every_term else weighted
+        if any(t.requires_binary_target and not t.target_is_skeleton for t in computed):
+            check_binary(target)
+        if skeleton is not None and any(t.target_is_skeleton for t in computed):
             skeleton = as_tensor(skeleton)
             check_same_shape(input, skeleton, "skeleton")
             check_binary(skeleton, "skeleton")
-        if any(t.requires_binary_target and not t.target_is_skeleton for t in active):
-            check_binary(target)
+            if bool((skeleton > target).any()):
+                raise InputError(
+                    "the skeleton channels of the target are not inside its label channels: a one-hot "
+                    f"[background, vessel] label (target {tuple(target.shape[:2])} + skeleton channels for a prediction "
+                    f"with {n_pred} channel(s))? Give the label with as many channels as the prediction, then "
+                    "TubedSkeletond's skeleton channels."
+                )
         return target, skeleton
 
     def _terms(
         self, input: torch.Tensor, target: torch.Tensor, skeleton: torch.Tensor | None, every_term: bool
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         input, target = as_tensor(input), as_tensor(target)
-        target, skeleton = self.split_target(input, target, skeleton)
+        target, skeleton = self.split_target(input, target, skeleton, every_term)
         probs = torch.sigmoid(input)
         total = input.new_zeros(())
         values: dict[str, torch.Tensor] = {}
@@ -201,8 +216,9 @@ class CombinedLoss(_Loss):
             the weighted sum (a scalar); the terms are kept, detached, for :attr:`last_components`.
         """
         total, values = self._terms(input, target, skeleton, every_term=False)
-        self._last = {component_key(n): v.detach() for n, v in values.items()}
-        self._last[TOTAL_KEY] = total.detach()
+        last = {component_key(n): v.detach() for n, v in values.items()}
+        last[TOTAL_KEY] = total.detach()
+        self._last = last  # one assignment: a reader never sees one call's terms with another's total
         return total
 
     @property
@@ -213,8 +229,9 @@ class CombinedLoss(_Loss):
     def get_loss_components(
         self, pred: torch.Tensor, target: torch.Tensor, skeleton: torch.Tensor | None = None
     ) -> dict[str, float]:
-        """Every term (also those weighted 0, the skeleton term only when a skeleton is given) and the weighted total,
-        as floats, without gradient: ``{"dice_loss": ..., "bce_loss": ..., "total_loss": ...}``.
+        """Every term (also those weighted 0) and the weighted total, as floats, without gradient:
+        ``{"dice_loss": ..., "bce_loss": ..., "total_loss": ...}``. A skeleton term needs the skeleton when its weight is
+        > 0 (as in ``forward``); weighted 0 and without a skeleton, it is left out.
 
         Args:
             pred: logits.

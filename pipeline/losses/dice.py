@@ -14,7 +14,7 @@ __all__ = ["EnhancedDiceLoss"]
 
 class EnhancedDiceLoss(LogitsLoss):
     """The seed's "Enhanced Dice Loss": ``1 - (2 |P.T| + s) / (|P| + |T| + s)`` per sample and channel (or the
-    Jaccard form ``1 - (|P.T| + s) / (|P| + |T| - |P.T| + s)``), with ``P = sigmoid(logits)``.
+    Jaccard form, MONAI's, ``1 - (2|P.T| + s) / (2(|P| + |T| - |P.T|) + s)``), with ``P = sigmoid(logits)``.
 
     The value is :class:`monai.losses.DiceLoss` with ``sigmoid=True``, ``smooth_nr = smooth_dr = smooth`` and the
     other options passed on (see :meth:`reference`).

@@ -65,7 +65,9 @@ class EnhancedBCELoss(LogitsLoss):
         logits, target = logits.float(), target.float()
         loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         if self.gamma != 0:
-            loss = loss * torch.sigmoid(logits * (1 - 2 * target)).pow(self.gamma)
+            # exp(gamma * logsigmoid) rather than sigmoid ** gamma: for 0 < gamma < 1 a sigmoid that underflows to 0
+            # would give 0 ** gamma a NaN gradient (MONAI's form, which gives 0)
+            loss = loss * torch.exp(self.gamma * F.logsigmoid(logits * (1 - 2 * target)))
         if self.alpha is not None:
             loss = loss * (target * (2 * self.alpha - 1) + (1 - self.alpha))
         if self.reduction == LossReduction.MEAN.value:

@@ -18,7 +18,8 @@ in place, and the skeleton has its own autograd function:
   computes it twice).
 * a binary label's skeleton (no gradient needed) is computed on ``uint8``.
 
-Values equal MONAI's (the same float operations in the same order); gradients equal MONAI's except where two
+Values equal MONAI's for float32 input (the same float operations in the same order; other float types are computed
+in float32); first-order gradients with respect to the input equal MONAI's except where two
 different voxels hold exactly the same value and both could be the minimum or maximum, where any choice is a valid
 subgradient and MONAI itself splits the gradient arbitrarily.
 """
@@ -226,6 +227,11 @@ class _SoftSkeleton(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_skel: torch.Tensor):  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: a gradient of this gradient was asked for
+            raise RuntimeError(
+                "the fast soft skeleton (clDice) has first-order gradients only; for second-order gradients (e.g. a "
+                "gradient penalty) use monai.losses.SoftclDiceLoss"
+            )
         saved = ctx.saved_tensors
         grad_prob = torch.zeros(grad_skel.numel(), dtype=grad_skel.dtype, device=grad_skel.device)
         grad, scratch = grad_skel, None
