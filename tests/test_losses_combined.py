@@ -6,7 +6,6 @@ import io
 import math
 
 import numpy as np
-
 import pytest
 import torch
 from monai.data import MetaTensor
