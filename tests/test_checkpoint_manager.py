@@ -124,6 +124,8 @@ def test_missing_monitored_metric_and_empty_folder(tmp_path):
     assert manager.list_checkpoints() == []
     with pytest.raises(CheckpointError, match="no checkpoint in"):
         manager.load_checkpoint(None, model)
+    with pytest.raises(CheckpointError, match=r"one of \['auto', 'best', 'last'\] or a checkpoint file, got 'Best'"):
+        manager.load_checkpoint("Best", model)
 
 
 def test_a_second_loop_in_the_same_folder_must_say_what_to_do(tmp_path):

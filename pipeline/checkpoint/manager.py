@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import torch
 
-from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, Checkpointer
+from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, RESUME_CHOICES, Checkpointer
 from pipeline.checkpoint.manifest import CheckpointEntry
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, create_strategy
@@ -160,13 +160,15 @@ class CheckpointManager:
             CheckpointError: no checkpoint, a damaged or unsafe file, or a state the objects need is missing.
         """
         which = "auto" if checkpoint_path is None else checkpoint_path
-        if isinstance(which, str) and which in ("auto", "best", "last"):
+        if isinstance(which, str) and which in RESUME_CHOICES:
             entry = self.checkpointer.resolve(which)
             if entry is None:
                 raise CheckpointError(f"no checkpoint in {self.store.directory}")
             path = self.store.path(entry)
         else:
             path = Path(which)
+            if not path.is_file():
+                raise CheckpointError(f"checkpoint_path must be one of {list(RESUME_CHOICES)} or a checkpoint file, got {str(which)!r}")
         payload = self.store.load(path, map_location)
         state, meta = payload.get("state", {}), payload.get("meta", {})
         for name, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
