@@ -116,7 +116,7 @@ def evaluate_case(pair: CasePair, settings: EvaluationSettings = EvaluationSetti
 
 def _log(result: CaseResult) -> None:
     if result.ok:
-        logger.info("%s scored in %.1f s", result.case, result.seconds)
+        logger.debug("%s scored in %.1f s", result.case, result.seconds)
     else:
         logger.warning("%s FAILED: %s", result.case, result.error)
 
