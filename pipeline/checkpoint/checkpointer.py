@@ -53,37 +53,42 @@ class Checkpointer:
         strategy: the decision object.
         save_last: write a ``last`` checkpoint at epoch ends the strategy does not save.
         disk_budget: optional limit on the total bytes of checkpoints.
+        existing: what :meth:`begin` does with an earlier run's checkpoints (``"error"``, ``"replace"``, ``"keep"``).
     """
 
     def __init__(
-        self, store: CheckpointStore, strategy: CheckpointStrategy, save_last: bool = True, disk_budget: int | None = None
+        self,
+        store: CheckpointStore,
+        strategy: CheckpointStrategy,
+        save_last: bool = True,
+        disk_budget: int | None = None,
+        existing: str = "error",
     ) -> None:
+        if existing not in EXISTING_POLICIES:
+            raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
         if disk_budget is not None and (isinstance(disk_budget, bool) or not isinstance(disk_budget, int) or disk_budget <= 0):
             raise SettingsError(f"disk_budget must be a number of bytes > 0 or None, got {disk_budget!r}")
         self.store = store
         self.strategy = strategy
         self.save_last = save_last
         self.disk_budget = disk_budget
+        self.existing = existing
         self.history: list[dict[str, Any]] = []
         self._stale: list[str] = []
 
-    def begin(self, existing: str = "error") -> None:
-        """Start a run from scratch in a folder that may hold an earlier run's checkpoints.
-
-        Args:
-            existing: ``"error"`` refuses (resume from them instead, or choose another policy); ``"replace"`` removes
-                them once this run's first checkpoint is durable (so a crash before that still leaves them);
-                ``"keep"`` leaves them under retention like this run's own.
+    def begin(self) -> None:
+        """Start a run from scratch in a folder that may hold an earlier run's checkpoints, by :attr:`existing`:
+        ``"error"`` refuses (resume from them instead, or choose another policy); ``"replace"`` removes them once this
+        run's first checkpoint is durable (so a crash before that still leaves them); ``"keep"`` leaves them under
+        retention like this run's own.
 
         Raises:
-            SettingsError: an unknown policy, or ``"error"`` and the folder holds checkpoints.
+            SettingsError: ``existing="error"`` and the folder holds checkpoints.
         """
-        if existing not in EXISTING_POLICIES:
-            raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
         entries = self.store.entries
-        if not entries or existing == "keep":
+        if not entries or self.existing == "keep":
             return
-        if existing == "error":
+        if self.existing == "error":
             raise SettingsError(
                 f"{self.store.directory} already holds {len(entries)} checkpoint(s) of {self.store.model_name!r} from "
                 "an earlier run: resume from them (resume='auto'), or pass existing='replace' to replace them once this "

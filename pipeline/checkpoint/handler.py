@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, RESUME_CHOICES, Checkpointer
+from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
 from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
@@ -85,18 +85,16 @@ class CheckpointHandler:
         fsync: bool = True,
         existing: str = "error",
     ) -> None:
-        if existing not in EXISTING_POLICIES:
-            raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
         params = dict(strategy_params or {})
         for key, value in (("monitor", monitor), ("mode", mode), ("max_checkpoints", max_checkpoints)):
             if value is not None:
                 params[key] = value
         self.strategy = create_strategy(strategy, **params)
         self.to_save = self._select(to_save, save_optimizer, save_scheduler)
-        self.checkpointer = Checkpointer(CheckpointStore(checkpoint_dir, model_name, fsync), self.strategy, save_last, disk_budget)
+        store = CheckpointStore(checkpoint_dir, model_name, fsync)
+        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing)
         self.save_final = save_final
         self.save_on_exception = save_on_exception
-        self.existing = existing
         self.trainer: Engine | None = None
         self.evaluator: Engine | None = None
         self._fresh: tuple[int, dict[str, float]] | None = None  # (trainer epoch, metrics) of the last evaluation
@@ -180,7 +178,7 @@ class CheckpointHandler:
 
     def _started(self, engine: Engine) -> None:
         if not self._begun:  # from scratch, not resumed
-            self.checkpointer.begin(self.existing)
+            self.checkpointer.begin()
             self._begun = True
         self._handled_error = None
         # run after every other handler of the same events, including those attached after this one

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import torch
 
-from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, RESUME_CHOICES, Checkpointer
+from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
 from pipeline.checkpoint.manifest import CheckpointEntry
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, create_strategy
@@ -71,19 +71,17 @@ class CheckpointManager:
         existing: str = "error",
         **strategy_params: Any,
     ) -> None:
-        if existing not in EXISTING_POLICIES:
-            raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
         if max_checkpoints is not STRATEGY_DEFAULT:
             strategy_params["max_checkpoints"] = max_checkpoints
         self.strategy = create_strategy(save_strategy, monitor=monitor_metric, mode=mode, **strategy_params)
         if self.strategy.needs_monitor and monitor_metric is None:
             raise SettingsError(f"checkpoint strategy {save_strategy!r} needs monitor_metric")
-        self.checkpointer = Checkpointer(CheckpointStore(checkpoint_dir, model_name, fsync), self.strategy, save_last, disk_budget)
+        store = CheckpointStore(checkpoint_dir, model_name, fsync)
+        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing)
         self.save_optimizer = save_optimizer
         self.save_scheduler = save_scheduler
         self.monitor_metric = monitor_metric
         self.mode = mode
-        self.existing = existing
         self._elapsed = 0.0
         self._last_call = time.perf_counter()  # the clock runs from here, between calls, and across a resume
         self._begun = False
@@ -120,7 +118,7 @@ class CheckpointManager:
         states (tensors and plain data only).
         """
         if not self._begun:
-            self.checkpointer.begin(self.existing)
+            self.checkpointer.begin()
             self._begun = True
         event = CheckpointEvent(
             epoch=int(epoch),
