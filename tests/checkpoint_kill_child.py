@@ -1,6 +1,10 @@
-"""Child process of test_checkpoint_kill.py: trains forever, checkpointing every epoch, until it is killed.
+"""Child process of test_checkpoint_kill.py and bench/bench_checkpoint_kill.py: trains forever, checkpointing every
+epoch, until it is killed.
 
 Usage: python checkpoint_kill_child.py CHECKPOINT_DIR STRATEGY
+
+STRATEGY is one of our checkpoint strategies (one checkpoint kept), or ``ignite`` for Ignite's
+``ModelCheckpoint(n_saved=1)``, the baseline of the benchmark.
 
 The state is about 24 MB (a 2M-parameter linear layer and its Adam moments) and epochs are two tiny steps, so the
 process spends most of its time inside a save, which is where the kill is meant to land.
@@ -31,11 +35,15 @@ def main(directory: str, strategy: str) -> None:
     trainer = Engine(step)
     # a stand-in validation score that rises and falls, so "best" saves and evicts
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(score=float(e.state.epoch % 7)))
-    handler = CheckpointHandler(
-        directory, {"model": net, "optimizer": opt, "trainer": trainer}, strategy, monitor="score", max_checkpoints=1
-    )
-    handler.attach(trainer)
-    handler.resume("auto")
+    to_save = {"model": net, "optimizer": opt, "trainer": trainer}
+    if strategy == "ignite":
+        from ignite.handlers import ModelCheckpoint
+
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, ModelCheckpoint(directory, "ckpt", n_saved=1, require_empty=False), to_save)
+    else:
+        handler = CheckpointHandler(directory, to_save, strategy, monitor="score", max_checkpoints=1)
+        handler.attach(trainer)
+        handler.resume("auto")
     trainer.run([0, 1], max_epochs=100000)
 
 
