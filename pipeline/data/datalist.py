@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.errors import DatasetError
 
-__all__ = ["DatasetError", "resolve_datalist", "load_datalist", "check_pair", "check_items"]
+__all__ = ["DatasetError", "resolve_datalist", "load_datalist", "check_pair", "check_items", "spacing_of"]
 
 DATALIST_NAME = "dataset.json"
 
@@ -96,6 +96,11 @@ def load_datalist(
     return items
 
 
+def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size (mm) along each array axis of a 4x4 affine."""
+    return tuple(float(s) for s in np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0))
+
+
 def _load_volume(path: str) -> nib.Nifti1Image:
     """The NIfTI image (header read, data not yet), checked to be a 3-D volume."""
     try:
@@ -137,7 +142,7 @@ def check_pair(
             f"{first} '{image}' has shape {tuple(image_img.shape)} but its {second} '{label}' has shape {tuple(label_img.shape)}."
         )
     if not np.allclose(image_img.affine, label_img.affine, rtol=0.0, atol=tolerance_mm):
-        spacings = [tuple(round(float(v), 4) for v in np.linalg.norm(img.affine[:3, :3], axis=0)) for img in (image_img, label_img)]
+        spacings = [tuple(round(v, 4) for v in spacing_of(img.affine)) for img in (image_img, label_img)]
         spacing_note = f"; spacing {spacings[0]} vs {spacings[1]} mm" if spacings[0] != spacings[1] else ""
         raise DatasetError(
             f"{first} '{image}' and its {second} '{label}' are on different grids (affines differ by up to "

@@ -8,7 +8,7 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 
-from pipeline.data.datalist import AFFINE_TOLERANCE_MM, check_pair
+from pipeline.data.datalist import AFFINE_TOLERANCE_MM, check_pair, spacing_of
 from pipeline.errors import DatasetError
 from pipeline.evaluation.pairing import CasePair
 
@@ -28,11 +28,6 @@ class LoadedPair:
     masks: dict[int, tuple[np.ndarray, np.ndarray]]
     spacing: tuple[float, float, float]
     shape: tuple[int, int, int]
-
-
-def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
-    """Voxel size (mm) along each array axis of a 4x4 affine."""
-    return tuple(float(s) for s in np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0))
 
 
 def _voxels(img: nib.Nifti1Image, path: str, role: str) -> np.ndarray:
