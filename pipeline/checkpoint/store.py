@@ -39,6 +39,24 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
 
 
+def read_verified(path: Path, size: int | None = None, sha256: str | None = None) -> bytes:
+    """The bytes of ``path``, checked against the recorded ``size`` and ``sha256`` when given (an empty recorded
+    checksum fails: a manifest entry always has one).
+
+    Raises:
+        CheckpointError: unreadable, truncated or altered; the message names the file and the reason.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}") from e
+    if size is not None and len(data) != size:
+        raise CheckpointError(f"checkpoint {path} is {len(data)} bytes but was written with {size} (truncated or altered)")
+    if sha256 is not None and sha256_of(data) != sha256:
+        raise CheckpointError(f"checkpoint {path} fails its SHA-256 check: the file was altered or damaged after saving")
+    return data
+
+
 def load_checkpoint_file(
     path: str | Path, map_location: Any = "cpu", size: int | None = None, sha256: str | None = None
 ) -> dict[str, Any]:
@@ -52,14 +70,7 @@ def load_checkpoint_file(
             names the file and the reason.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}") from e
-    if size is not None and len(data) != size:
-        raise CheckpointError(f"checkpoint {path} is {len(data)} bytes but was written with {size} (truncated or altered)")
-    if sha256 and sha256_of(data) != sha256:
-        raise CheckpointError(f"checkpoint {path} fails its SHA-256 check: the file was altered or damaged after saving")
+    data = read_verified(path, size, sha256)
     try:
         with warnings.catch_warnings():
             # an older pickle protocol is only worth a note; what the file holds is checked all the same
@@ -162,15 +173,7 @@ class CheckpointStore:
 
     def verify(self, entry: CheckpointEntry) -> None:
         """Raise :class:`CheckpointError` unless ``entry``'s file has its recorded size and SHA-256."""
-        path = self.path(entry)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}") from e
-        if len(data) != entry.size:
-            raise CheckpointError(f"checkpoint {path} is {len(data)} bytes but was written with {entry.size} (truncated or altered)")
-        if sha256_of(data) != entry.sha256:
-            raise CheckpointError(f"checkpoint {path} fails its SHA-256 check: the file was altered or damaged after saving")
+        read_verified(self.path(entry), entry.size, entry.sha256)
 
     # ----------------------------------------------------------------------------------------------------- writing
     def file_name(self, epoch: int, iteration: int) -> str:
