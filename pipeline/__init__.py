@@ -59,11 +59,22 @@ _EXPORTS: dict[str, str] = {
             "LossManager",
             "SkeletonRecallLoss",
             "create_loss_function",
+            "create_loss_scheduler",
             "get_preset_loss_config",
             "list_loss_presets",
             "soft_skeleton",
         ],
         "pipeline.losses",
+    ),
+    **dict.fromkeys(
+        [
+            "LossScheduleHandler",
+            "LossScheduler",
+            "SCHEDULES",
+            "WeightSchedule",
+            "create_schedule",
+        ],
+        "pipeline.schedules",
     ),
     **dict.fromkeys(
         [

@@ -5,7 +5,7 @@ from pipeline.losses.base import LogitsLoss
 from pipeline.losses.cldice import ClDiceLoss
 from pipeline.losses.combined import TOTAL_KEY, CombinedLoss, component_key
 from pipeline.losses.dice import EnhancedDiceLoss
-from pipeline.losses.factory import LOSS_TYPES, LossManager, create_loss_function
+from pipeline.losses.factory import LOSS_TYPES, LossManager, create_loss_function, create_loss_scheduler
 from pipeline.losses.focal import EnhancedBCELoss
 from pipeline.losses.morphology import soft_dilate, soft_erode, soft_skeleton
 from pipeline.losses.presets import LOSS_PRESETS, get_preset_loss_config, list_loss_presets
@@ -29,6 +29,7 @@ __all__ = [
     "build_term",
     "component_key",
     "create_loss_function",
+    "create_loss_scheduler",
     "get_preset_loss_config",
     "list_loss_presets",
     "soft_dilate",

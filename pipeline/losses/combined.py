@@ -222,6 +222,12 @@ class CombinedLoss(_Loss):
         return total
 
     @property
+    def last_component_tensors(self) -> dict[str, torch.Tensor]:
+        """The terms and total of the last ``forward`` as detached 0-d tensors on the loss's device (reading them
+        does not wait for the device, unlike :attr:`last_components`)."""
+        return dict(self._last)
+
+    @property
     def last_components(self) -> dict[str, float]:
         """The terms and total of the last ``forward`` as floats (empty before the first call)."""
         return {key: float(value) for key, value in self._last.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
@@ -10,9 +9,7 @@ from pipeline.losses.combined import CombinedLoss
 from pipeline.losses.presets import LOSS_PRESETS, get_preset_loss_config
 from pipeline.losses.registry import LOSS_TERMS
 
-__all__ = ["LossManager", "create_loss_function", "LOSS_TYPES"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["LossManager", "create_loss_function", "create_loss_scheduler", "LOSS_TYPES"]
 
 #: values of a config's ``type``: ``combined`` or a single term
 LOSS_TYPES = ("combined", *LOSS_TERMS)
@@ -51,7 +48,8 @@ def create_loss_function(config: Mapping[str, Any] | str) -> CombinedLoss:
     gives a :class:`~pipeline.losses.combined.CombinedLoss` with one term per ``<term>_weight`` (terms: ``dice``,
     ``bce``, ``focal``, ``tversky``, ``cldice``, ``skeleton_recall``) configured by ``<term>_config``.
     ``{"type": "<term>", **options}`` gives a CombinedLoss of that one term with weight 1, so every loss made here
-    reports its components. A ``scheduler`` entry is accepted and left to the loss-weight schedule.
+    reports its components. A ``scheduler`` entry (``{"type": ..., "params": {...}}``) is checked against the built
+    loss here, so a bad schedule fails before training, and built by :func:`create_loss_scheduler`.
 
     Args:
         config: the config dict, or the name of a preset (:func:`~pipeline.losses.presets.get_preset_loss_config`).
@@ -66,16 +64,50 @@ def create_loss_function(config: Mapping[str, Any] | str) -> CombinedLoss:
     loss_type = config.get("type", "combined")
     if loss_type not in LOSS_TYPES:
         raise SettingsError(f"unknown loss type {loss_type!r}; valid types: {list(LOSS_TYPES)}.")
-    if "scheduler" in config:
-        logger.debug("loss config has a 'scheduler' entry; it is built by the loss-weight schedule, not here.")
     if loss_type == "combined":
-        return _combined_from_config(config)
-    options = {k: v for k, v in config.items() if k not in ("type", *_PASSED_ON_KEYS)}
-    return CombinedLoss({loss_type: options}, {loss_type: 1.0})
+        loss = _combined_from_config(config)
+    else:
+        options = {k: v for k, v in config.items() if k not in ("type", *_PASSED_ON_KEYS)}
+        loss = CombinedLoss({loss_type: options}, {loss_type: 1.0})
+    if config.get("scheduler") is not None:
+        from pipeline.schedules.registry import create_schedule
+
+        schedule, params = _schedule_type_and_params(config["scheduler"])
+        create_schedule(schedule, loss.weights, params)
+    return loss
+
+
+def _schedule_type_and_params(config: Mapping[str, Any] | str) -> tuple[str, Mapping[str, Any] | None]:
+    if isinstance(config, str):
+        return config, None
+    if not isinstance(config, Mapping):
+        raise SettingsError(f"a loss scheduler config must be a dict like {{'type': 'adaptive', 'params': {{}}}}, got {config!r}.")
+    unknown = sorted(set(config) - {"type", "params"})
+    if unknown or "type" not in config:
+        raise SettingsError(
+            f"a loss scheduler config takes 'type' (required) and 'params'; got keys {sorted(config)}."
+        )
+    return config["type"], config.get("params")
+
+
+def create_loss_scheduler(loss_function: CombinedLoss, config: Mapping[str, Any] | str) -> Any:
+    """The seed's loss scheduler: ``{"type": "adaptive" | "cosine" | "step" | "performance", "params": {...}}`` (or just
+    the type name) applied to ``loss_function``; returns a :class:`~pipeline.schedules.scheduler.LossScheduler` whose
+    ``step(epoch, val_metrics)`` sets the next epoch's weights.
+
+    Raises:
+        ValueError: unknown type or parameter (the valid ones are listed), or a loss that is not a CombinedLoss.
+    """
+    from pipeline.schedules.scheduler import LossScheduler
+
+    schedule, params = _schedule_type_and_params(config)
+    return LossScheduler(loss_function, schedule, params)
 
 
 class LossManager:
-    """The seed's entry point: ``LossManager.create_loss_function(config)`` and ``get_preset_loss_config(name)``."""
+    """The seed's entry point: ``LossManager.create_loss_function(config)``,
+    ``LossManager.create_loss_scheduler(loss, config)`` and ``get_preset_loss_config(name)``."""
 
     create_loss_function = staticmethod(create_loss_function)
+    create_loss_scheduler = staticmethod(create_loss_scheduler)
     get_preset_loss_config = staticmethod(get_preset_loss_config)

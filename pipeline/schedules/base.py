@@ -1,0 +1,140 @@
+"""What every loss-weight schedule shares: the weights it starts from, their bounds and sum, and its state."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Mapping
+
+from pipeline.errors import SettingsError
+from pipeline.schedules.weights import check_weights, clip, per_term, rebalance
+
+__all__ = ["WeightSchedule", "check_count"]
+
+
+def check_count(name: str, value: Any, minimum: int = 0) -> int:
+    """``value`` as an int >= ``minimum``, or a :class:`SettingsError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+    return value
+
+
+class WeightSchedule:
+    """Base of the loss-weight schedules: the *policy* that says which weights the next epoch trains with.
+
+    A schedule is a pure object: it is told when an epoch ends (:meth:`epoch_completed`, with the epoch's mean term
+    losses) and when a validation ends (:meth:`evaluation_completed`, with the monitored metric), and answers with
+    :attr:`weights`. It never touches the loss; :class:`~pipeline.schedules.scheduler.LossScheduler` and the Ignite
+    handler :class:`~pipeline.schedules.handler.LossScheduleHandler` apply its weights. Its state is plain numbers,
+    so it loads with ``torch.load(weights_only=True)``.
+
+    Every schedule keeps each weight within ``[min_weight, max_weight]``; with ``normalize`` (always for the schedules
+    that move weight between terms) the weights are then scaled to sum to the sum of the initial weights, by
+    :func:`~pipeline.schedules.weights.rebalance`.
+
+    Args:
+        initial: the weights the training starts with (name -> weight), usually ``loss.weights``.
+        min_weight: lower bound, for all terms or per term (name -> bound; unnamed terms: 0).
+        max_weight: upper bound, for all terms or per term (default: no bound other than the sum).
+        normalize: scale the weights to keep their sum at the initial sum.
+    """
+
+    name: ClassVar[str] = ""
+    #: whether the schedule reads a validation metric
+    needs_metric: ClassVar[bool] = False
+    #: whether the schedule reads the epoch's mean term losses
+    needs_losses: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        initial: Mapping[str, float],
+        min_weight: float | Mapping[str, float] | None = None,
+        max_weight: float | Mapping[str, float] | None = None,
+        normalize: bool = True,
+    ) -> None:
+        self.initial = check_weights(initial, "initial loss weight")
+        self.terms = list(self.initial)
+        self.total = sum(self.initial.values())
+        self.normalize = bool(normalize)
+        self.lower = per_term(min_weight, self.terms, 0.0, "min_weight")
+        self.upper = per_term(max_weight, self.terms, math.inf, "max_weight")
+        bad = [t for t in self.terms if self.lower[t] > self.upper[t]]
+        if bad:
+            raise SettingsError(f"min_weight exceeds max_weight for {bad}: {self.lower} > {self.upper}.")
+        #: the terms whose weights the schedule moves (the others keep their initial weight)
+        self.active = self._active_terms()
+        lower, upper = (sum(bound[t] for t in self.active) for bound in (self.lower, self.upper))
+        share = sum(self.initial[t] for t in self.active)
+        if self.normalize and not lower <= share <= upper:
+            raise SettingsError(
+                f"the weights of {self.active} must sum to {share:g} (the sum of their initial weights); "
+                f"min_weight {self.lower} / max_weight {self.upper} make that impossible."
+            )
+        self.epoch = 0
+        self.weights: dict[str, float] = self.settle(self.initial)
+
+    # ------------------------------------------------------------------------------------------------ policy
+    def epoch_completed(self, epoch: int, losses: Mapping[str, float] | None = None) -> dict[str, float]:
+        """An epoch ended: ``epoch`` epochs are complete (1-based, as Ignite's ``engine.state.epoch``).
+
+        Args:
+            epoch: the number of completed epochs.
+            losses: the epoch's mean loss of each term (``"dice"`` -> value), for schedules that read them.
+
+        Returns:
+            the weights for the next epoch.
+        """
+        self.epoch = int(epoch)
+        self._epoch_completed(losses)
+        return dict(self.weights)
+
+    def evaluation_completed(self, metric: float) -> dict[str, float]:
+        """A validation ended with the monitored ``metric`` (finite; the callers drop NaN). Returns the weights."""
+        self._evaluation_completed(float(metric))
+        return dict(self.weights)
+
+    def _epoch_completed(self, losses: Mapping[str, float] | None) -> None:
+        """Update :attr:`weights` at the end of epoch :attr:`epoch`."""
+
+    def _evaluation_completed(self, metric: float) -> None:
+        """Update :attr:`weights` after a validation."""
+
+    def _active_terms(self) -> list[str]:
+        """The terms the schedule moves: all of them unless a schedule says otherwise."""
+        return list(self.terms)
+
+    def settle(self, raw: Mapping[str, float]) -> dict[str, float]:
+        """``raw`` weights of the active terms within the bounds and, with ``normalize``, scaled to keep the sum
+        of all weights at the initial sum; the other terms keep their weight."""
+        part = {t: raw[t] for t in self.active}
+        if not self.normalize:
+            return {**raw, **clip(part, self.lower, self.upper)}
+        total = self.total - sum(raw[t] for t in self.terms if t not in part)
+        return {**raw, **rebalance(part, total, self.lower, self.upper)}
+
+    # ------------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Plain numbers: the completed epochs, the weights and the schedule's own counters."""
+        return {"epoch": self.epoch, "weights": dict(self.weights), **self._extra_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (of a schedule of the same kind on a loss with the same terms).
+
+        Raises:
+            ValueError: the state's weights are for other terms.
+        """
+        weights = dict(state["weights"])
+        if set(weights) != set(self.terms):
+            raise SettingsError(f"saved schedule weights are for terms {sorted(weights)}, this loss has {sorted(self.terms)}.")
+        self.weights = {t: float(weights[t]) for t in self.terms}
+        self.epoch = int(state["epoch"])
+        self._load_extra_state(state)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`_extra_state` saved."""
+
+    def __repr__(self) -> str:
+        weights = ", ".join(f"{k}={v:.4g}" for k, v in self.weights.items())
+        return f"{type(self).__name__}(epoch={self.epoch}, {weights})"
