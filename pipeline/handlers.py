@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Callable
 
 from ignite.engine import Engine, Events
 
-__all__ = ["EpochSummaryLogger"]
+__all__ = ["EpochSummaryLogger", "run_first"]
+
+
+def run_first(engine: Engine, event: Any, handler: Callable) -> None:
+    """Make ``handler``, already attached to ``event``, the first of that event's handlers (Ignite runs them in the
+    order they were added; this reorders the engine's list of them)."""
+    handlers = getattr(engine, "_event_handlers", {}).get(event)
+    if not isinstance(handlers, list):
+        return
+    for index, entry in enumerate(handlers):
+        if entry[0] == handler:
+            handlers.insert(0, handlers.pop(index))
+            return
 
 
 class EpochSummaryLogger:

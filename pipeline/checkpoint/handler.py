@@ -15,6 +15,7 @@ from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
+from pipeline.handlers import run_first
 
 __all__ = ["CheckpointHandler", "STATE_KEY"]
 
@@ -187,9 +188,7 @@ class CheckpointHandler:
             engine.add_event_handler(event, handler)
         # but save on an exception first, before a handler that re-raises it (MONAI's StatsHandler does) ends the
         # event; `_reraise`, last, makes sure the error still propagates when no other handler re-raises it
-        handlers = getattr(engine, "_event_handlers", {}).get(Events.EXCEPTION_RAISED)
-        if isinstance(handlers, list) and len(handlers) > 2:
-            handlers.insert(0, handlers.pop(-2))
+        run_first(engine, Events.EXCEPTION_RAISED, self._exception_raised)
         self._clock_start = time.perf_counter()
 
     def _stop_clock(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from ignite.engine import Engine, Events
 
 from pipeline.errors import SettingsError
+from pipeline.handlers import run_first
 from pipeline.losses.combined import CombinedLoss
 from pipeline.schedules.base import WeightSchedule
 from pipeline.schedules.scheduler import LossScheduler
@@ -30,7 +31,8 @@ class LossScheduleHandler:
     - ``EPOCH_STARTED``: the schedule's weights are set on the loss and published as ``trainer.state.loss_weights``
       (a dict; logged when they change).
     - every training forward of the loss: its terms are added up (a forward hook, no device sync).
-    - ``EPOCH_COMPLETED``: the epoch's mean term losses go to ``trainer.state.loss_components`` and to the schedule.
+    - ``EPOCH_COMPLETED`` (first of that event's handlers): the epoch's mean term losses go to
+      ``trainer.state.loss_components`` and to the schedule.
     - after each validation (``evaluator``'s ``COMPLETED``, or, without an evaluator, the trainer's
       ``state.metrics`` at ``EPOCH_COMPLETED``): the monitored metric goes to a metric-driven schedule.
 
@@ -96,6 +98,9 @@ class LossScheduleHandler:
                 trainer.add_event_handler(Events.EPOCH_COMPLETED, self._validated)
 
     def _started(self, engine: Engine) -> None:
+        # the epoch's term means first, so loggers and trackers of EPOCH_COMPLETED (also those attached earlier, as
+        # the engines' epoch logger) read this epoch's loss_components
+        run_first(engine, Events.EPOCH_COMPLETED, self._epoch_completed)
         set_run_length = getattr(self.schedule, "set_run_length", None)
         if set_run_length is not None and engine.state.max_epochs:
             set_run_length(engine.state.max_epochs)
