@@ -42,6 +42,13 @@ def _add_training_args(p: argparse.ArgumentParser, dataset_dir: Path | str, outp
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="'auto', 'cpu' or 'cuda'")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--loss", default=None, metavar="PRESET",
+                   help="a loss preset (vessel_cldice, vessel_skeleton_recall, vessel_topology, default_segmentation, ...) "
+                   "instead of MONAI's DiceFocalLoss")
+    p.add_argument("--loss-schedule", default=None, metavar="TYPE",
+                   help="change the preset's term weights each epoch: adaptive, cosine, step or performance")
+    p.add_argument("--loss-schedule-params", default=None, metavar="JSON",
+                   help='the schedule\'s parameters as JSON, e.g. \'{"patience": 3, "shift": 0.1}\'')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,10 +119,27 @@ def _training_config(args: argparse.Namespace):
         "learning_rate": args.learning_rate,
         "seed": args.seed,
         "device": args.device,
+        "loss": args.loss,
+        "loss_schedule": args.loss_schedule,
+        "loss_schedule_params": _json_object(args.loss_schedule_params, "--loss-schedule-params"),
     }
     config = TrainingConfig(**{k: v for k, v in overrides.items() if v is not None})
     config.progress_bar = not args.no_progress and sys.stderr.isatty()
     return config
+
+
+def _json_object(text: str | None, option: str) -> dict | None:
+    from pipeline.errors import SettingsError
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"{option} must be a JSON object like '{{\"patience\": 3}}': {error}.") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{option} must be a JSON object like '{{\"patience\": 3}}', got {text!r}.")
+    return value
 
 
 def _train(args: argparse.Namespace):

@@ -28,14 +28,17 @@ class EpochSummaryLogger:
 
     The line holds the epoch, the mean training loss over the epoch, the evaluator's metrics when it ran this epoch,
     the best key metric so far and the epoch's wall time, e.g.
-    ``epoch 12/40  loss 0.3121  val_mean_dice 0.8123 (best 0.8123 @ 12)  9.8 s``.
+    ``epoch 12/40  loss 0.3121  val_mean_dice 0.8123 (best 0.8123 @ 12)  9.8 s``. With a loss-weight schedule
+    (:class:`~pipeline.schedules.LossScheduleHandler`) the line also holds the weights in force, and the history
+    each term's weight (``weight_<term>``) and mean loss (``<term>_loss``).
 
     Args:
         evaluator: the validation engine whose ``state.metrics`` to report (optional).
         logger: where to log; default ``logging.getLogger("pipeline.train")``.
 
     Attributes:
-        history: one dict per epoch (``epoch``, ``loss``, ``time_s`` and the metrics of that epoch).
+        history: one dict per epoch (``epoch``, ``loss``, ``time_s``, the metrics of that epoch and, with a loss-weight
+            schedule, ``weight_<term>`` and ``<term>_loss``).
     """
 
     def __init__(self, evaluator: Engine | None = None, logger: logging.Logger | None = None) -> None:
@@ -67,6 +70,11 @@ class EpochSummaryLogger:
         epoch = engine.state.epoch
         record: dict[str, float] = {"epoch": epoch, "loss": self._loss_sum / max(self._loss_count, 1)}
         text = f"epoch {epoch}/{engine.state.max_epochs}  loss {record['loss']:.4f}"
+        weights = getattr(engine.state, "loss_weights", None)
+        if weights:
+            record.update({f"weight_{name}": float(w) for name, w in weights.items()})
+            record.update({f"{name}_loss": float(v) for name, v in getattr(engine.state, "loss_components", {}).items()})
+            text += "  weights " + " ".join(f"{name} {w:.3f}" for name, w in weights.items())
         ev = self.evaluator
         if ev is not None and getattr(ev.state, "epoch", 0) and ev.state.metrics and self._validated_now(ev, epoch):
             for name, value in ev.state.metrics.items():

@@ -15,22 +15,29 @@ __all__ = ["plot_training_curves", "plot_volume_previews"]
 
 
 def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, title: str = "training") -> Path:
-    """Training loss and validation metrics per epoch, the best validation epoch marked.
+    """Training loss and validation metrics per epoch, the best validation epoch marked; with a loss-weight schedule
+    also each term's mean loss and a third panel of the term weights over the epochs.
 
     Args:
-        history: one dict per epoch with ``epoch``, ``loss`` and optionally ``val_*`` metrics
-            (as :class:`pipeline.handlers.EpochSummaryLogger` records them).
+        history: one dict per epoch with ``epoch``, ``loss`` and optionally ``val_*`` metrics, ``<term>_loss`` and
+            ``weight_<term>`` (as :class:`pipeline.handlers.EpochSummaryLogger` records them).
         path: PNG file to write.
         title: figure title.
     """
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax_loss.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="training loss")
+    terms = list(dict.fromkeys(k[len("weight_"):] for h in history for k in h if k.startswith("weight_")))
+    fig, axes = plt.subplots(1, 3 if terms else 2, figsize=(15 if terms else 10, 3.8))
+    ax_loss, ax_val = axes[0], axes[1]
+    ax_loss.plot(epochs, [h["loss"] for h in history], color="black", label="training loss")
+    for term in terms:
+        pts = [(h["epoch"], h[f"{term}_loss"]) for h in history if f"{term}_loss" in h]
+        if pts:
+            ax_loss.plot(*zip(*pts), ls="--", lw=1, label=f"{term} term")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
-    ax_loss.set_title("training loss")
+    ax_loss.set_title("training loss" + (" (terms unweighted)" if terms else ""))
     ax_loss.grid(alpha=0.3)
-    ax_loss.legend()
+    ax_loss.legend(fontsize=8)
     names = sorted({k for h in history for k in h if k.startswith("val_")})
     for name in names:
         pts = [(h["epoch"], h[name]) for h in history if name in h]
@@ -46,6 +53,16 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
     ax_val.grid(alpha=0.3)
     if names:
         ax_val.legend(loc="lower right")
+    if terms:
+        ax_w = axes[2]
+        for term in terms:
+            ax_w.plot(epochs, [h.get(f"weight_{term}", np.nan) for h in history], drawstyle="steps-post", label=term)
+        ax_w.set_xlabel("epoch")
+        ax_w.set_ylabel("weight")
+        ax_w.set_ylim(bottom=0)
+        ax_w.set_title("loss weights in force")
+        ax_w.grid(alpha=0.3)
+        ax_w.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -33,6 +33,8 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from transforms.skeleton import TubedSkeletond
+
 __all__ = [
     "DEFAULT_HU_WINDOW",
     "AboveThreshold",
@@ -124,6 +126,7 @@ def get_train_transforms(
     pixdim: Sequence[float] | None = None,
     hu_window: Sequence[float] = DEFAULT_HU_WINDOW,
     crop_foreground: bool = True,
+    skeleton: bool = False,
 ) -> Compose:
     """Training chain: preprocessing, padding to at least ``patch_size``, ``num_samples`` patches per volume centred
     on vessel/background voxels in the ratio ``pos:neg``, random flips on all axes, in-plane 90-degree rotations and
@@ -136,6 +139,8 @@ def get_train_transforms(
         neg: relative frequency of patches centred on a background voxel.
         augment: add the random flips, rotations and intensity changes.
         pixdim, hu_window, crop_foreground: see :func:`get_preprocessing`.
+        skeleton: append the tubed skeleton to the label's channels (:class:`~transforms.skeleton.TubedSkeletond`,
+            computed on the whole volume before cropping), for losses with a Skeleton Recall term.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
@@ -143,6 +148,8 @@ def get_train_transforms(
         raise ValueError(f"pos and neg must be non-negative and not both zero, got pos={pos}, neg={neg}.")
     keys = ["image", "label"]
     chain = get_preprocessing(keys, pixdim, hu_window, crop_foreground)
+    if skeleton:
+        chain.append(TubedSkeletond(keys="label"))
     chain += [
         # a volume smaller than the patch is padded (with 0, the window floor), so every patch has patch_size
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),

@@ -71,6 +71,12 @@ class TrainingConfig:
         checkpoint_strategy: a strategy of :mod:`pipeline.checkpoint` (``best``, ``epoch``, ``interval``, ``all``,
             ``adaptive``, ``performance_based``, ``time_based``), monitoring the validation mean Dice.
         max_checkpoints: how many checkpoints the strategy keeps (the newest and the best are kept regardless).
+        loss: ``None`` for MONAI's ``DiceFocalLoss``, or a loss preset of :mod:`pipeline.losses` (``vessel_cldice``,
+            ``vessel_skeleton_recall``, ``vessel_topology``, ``default_segmentation``, ...); a preset with Skeleton
+            Recall adds the tubed skeleton to the training labels.
+        loss_schedule: a loss-weight schedule (``adaptive``, ``cosine``, ``step``, ``performance``) for a ``loss``
+            preset; ``performance`` follows the validation mean Dice.
+        loss_schedule_params: the schedule's parameters (see :mod:`pipeline.schedules`).
     """
 
     dataset_dir: str = DEFAULT_DATA
@@ -96,6 +102,9 @@ class TrainingConfig:
     checkpoint_strategy: str = "best"
     max_checkpoints: int = 2
     network_kwargs: dict[str, Any] = field(default_factory=dict)
+    loss: str | None = None
+    loss_schedule: str | None = None
+    loss_schedule_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "val_interval", "batch_size", "num_samples"):
@@ -117,6 +126,30 @@ class TrainingConfig:
             )
         if self.max_checkpoints < 1:
             raise SettingsError(f"max_checkpoints must be >= 1, got {self.max_checkpoints}.")
+        if self.loss is not None or self.loss_schedule is not None:
+            self.loss_config()  # unknown preset, schedule or parameter: fail before any training
+
+    def loss_config(self) -> dict[str, Any] | None:
+        """The seed-style config of ``loss`` with ``loss_schedule`` as its ``scheduler`` entry (None: MONAI's
+        ``DiceFocalLoss``), checked by building it once.
+
+        Raises:
+            SettingsError: unknown preset, schedule or schedule parameter, or a schedule without a ``loss`` preset.
+        """
+        if self.loss is None:
+            if self.loss_schedule is not None:
+                raise SettingsError(
+                    f"loss_schedule {self.loss_schedule!r} changes the weights of a loss preset's terms: choose a loss "
+                    "preset as well (e.g. loss='vessel_cldice')."
+                )
+            return None
+        from pipeline.losses import create_loss_function, get_preset_loss_config
+
+        config = get_preset_loss_config(self.loss)
+        if self.loss_schedule is not None:
+            config["scheduler"] = {"type": self.loss_schedule, "params": dict(self.loss_schedule_params)}
+        create_loss_function(config)
+        return config
 
     def network_args(self) -> dict[str, Any]:
         """Keyword arguments of :func:`pipeline.networks.create_unet`."""

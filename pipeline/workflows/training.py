@@ -16,6 +16,8 @@ from pipeline.checkpoint import CheckpointHandler
 from pipeline.data import check_items, load_datalist, make_loader
 from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
 from pipeline.handlers import EpochSummaryLogger
+from pipeline.losses import create_loss_function
+from pipeline.schedules import LossScheduleHandler
 from pipeline.networks import create_unet
 from pipeline.plots import plot_training_curves
 from pipeline.workflows.config import CONFIG_NAME, TrainingConfig, resolve_device
@@ -46,9 +48,11 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     """Train a UNet on the ``training`` list of the datalist and validate on its ``validation`` list.
 
     The data are checked first (missing files, unreadable NIfTI, image/label shape mismatch), so bad input fails
-    before any training. The loss is MONAI's ``DiceFocalLoss``; checkpoints (network, optimizer, LR scheduler and
-    trainer state) are kept in ``output_dir/checkpoints`` by a :class:`~pipeline.checkpoint.CheckpointHandler` with
-    ``config.checkpoint_strategy`` on the validation mean Dice, plus the ``last`` and ``final`` ones.
+    before any training. The loss is MONAI's ``DiceFocalLoss`` or the preset ``config.loss``, whose term weights
+    ``config.loss_schedule`` may change each epoch (a :class:`~pipeline.schedules.LossScheduleHandler`); checkpoints
+    (network, optimizer, LR scheduler, loss schedule and trainer state) are kept in ``output_dir/checkpoints`` by a
+    :class:`~pipeline.checkpoint.CheckpointHandler` with ``config.checkpoint_strategy`` on the validation mean Dice,
+    plus the ``last`` and ``final`` ones.
 
     Returns:
         a :class:`TrainingResult`; ``config.json``, ``history.json`` and ``training_curves.png`` are written to
@@ -64,10 +68,22 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_NAME)
 
+    loss_config = config.loss_config()
+    if loss_config is None:
+        loss_function = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0)
+    else:
+        loss_function = create_loss_function(loss_config)
+
     set_determinism(seed=config.seed)
     train_loader = make_loader(
         train_items,
-        get_train_transforms(config.patch_size, config.num_samples, pixdim=config.pixdim, hu_window=config.hu_window),
+        get_train_transforms(
+            config.patch_size,
+            config.num_samples,
+            pixdim=config.pixdim,
+            hu_window=config.hu_window,
+            skeleton=getattr(loss_function, "has_skeleton_term", False),
+        ),
         batch_size=config.batch_size,
         shuffle=True,
         num_workers=config.num_workers,
@@ -80,7 +96,6 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     network = create_unet(**config.network_args()).to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.learning_rate * 0.01)
-    loss_function = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0)
 
     evaluator = create_evaluator(network, val_loader, device, roi_size=config.patch_size)
     summary = EpochSummaryLogger(evaluator=evaluator)
@@ -97,9 +112,14 @@ def run_training(config: TrainingConfig) -> TrainingResult:
         progress_bar=config.progress_bar,
         epoch_logger=summary,
     )
+    to_save = {"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler, "trainer": trainer}
+    if loss_config is not None and "scheduler" in loss_config:
+        schedule = LossScheduleHandler(loss_function, loss_config["scheduler"]["type"], loss_config["scheduler"]["params"])
+        schedule.attach(trainer, evaluator)
+        to_save["loss_schedule"] = schedule
     checkpoints = CheckpointHandler(
         ckpt_dir,
-        {"network": network, "optimizer": optimizer, "lr_scheduler": lr_scheduler, "trainer": trainer},
+        to_save,
         strategy=config.checkpoint_strategy,
         model_name=MODEL_NAME,
         monitor=VAL_KEY_METRIC,
@@ -119,7 +139,10 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     # strict JSON: a NaN loss is written as null
     history = [{k: (None if v != v else v) for k, v in h.items()} for h in summary.history]
     (out / "history.json").write_text(json.dumps(history, indent=2, allow_nan=False) + "\n")
-    plot_training_curves(summary.history, out / "training_curves.png", title=f"{out.name}: UNet, DiceFocalLoss")
+    loss_name = config.loss or "DiceFocalLoss"
+    if config.loss_schedule:
+        loss_name += f", {config.loss_schedule} weights"
+    plot_training_curves(summary.history, out / "training_curves.png", title=f"{out.name}: UNet, {loss_name}")
     return TrainingResult(
         output_dir=out,
         best_metric=float(evaluator.state.best_metric),

@@ -1,0 +1,67 @@
+"""Loss presets and loss-weight schedules through the training workflow and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.checkpoint import CheckpointStore
+from pipeline.cli import main
+from pipeline.schedules import CosineSchedule
+from pipeline.workflows import TrainingConfig
+
+
+def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    params = json.dumps({"end_weights": {"skeleton_recall": 1.0}})
+    code = main(["train", "--dataset-dir", str(tiny_dataset), "--output-dir", str(run), "--epochs", "3",
+                 "--val-interval", "1", "--patch-size", "32", "32", "32", "--no-progress", "--device", "cpu",
+                 "--loss", "vessel_skeleton_recall", "--loss-schedule", "cosine", "--loss-schedule-params", params])
+    assert code == 0
+    history = json.loads((run / "history.json").read_text())
+    # the weights in force each epoch: a cosine over the run's 3 epochs, the sum kept at 1.5
+    replay = CosineSchedule({"dice": 0.5, "bce": 0.5, "skeleton_recall": 0.5}, end_weights={"skeleton_recall": 1.0}, epochs=3)
+    for record in history:
+        expected = replay.weights_after(record["epoch"] - 1)
+        assert {t: record[f"weight_{t}"] for t in expected} == pytest.approx(expected, abs=1e-12)
+        assert sum(record[f"weight_{t}"] for t in expected) == pytest.approx(1.5)
+        # the skeleton channels reached the loss: its term was computed every epoch
+        assert 0.0 <= record["skeleton_recall_loss"] <= 1.0 and 0.0 <= record["dice_loss"] <= 1.0
+    assert history[0]["weight_skeleton_recall"] < history[2]["weight_skeleton_recall"]
+    config = TrainingConfig.load(run / "config.json")
+    assert (config.loss, config.loss_schedule, config.loss_schedule_params) == ("vessel_skeleton_recall", "cosine", {"end_weights": {"skeleton_recall": 1.0}})
+    # the checkpoint carries the schedule's state (plain numbers: the store loads it with weights_only=True)
+    store = CheckpointStore(run / "checkpoints", "unet", recover=False)
+    state = store.load(store.newest())["state"]["loss_schedule"]
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    assert state["schedule"]["epoch"] == 3 and state["schedule"]["epochs"] == 3
+    assert (run / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--loss-schedule", "performance"], "choose a loss preset as well"),
+        (["--loss", "vessel_cldce"], "unknown loss preset 'vessel_cldce'; valid presets: ['default_segmentation'"),
+        (["--loss", "vessel_cldice", "--loss-schedule", "linear"], "unknown loss-weight schedule 'linear'; valid types"),
+        (["--loss", "vessel_cldice", "--loss-schedule", "step", "--loss-schedule-params", "{\"gama\": 2}"],
+         "unknown parameter(s) ['gama'] for the 'step' loss-weight schedule"),
+        (["--loss", "vessel_cldice", "--loss-schedule", "step", "--loss-schedule-params", "[2]"],
+         "--loss-schedule-params must be a JSON object"),
+        (["--loss", "vessel_cldice", "--loss-schedule", "step", "--loss-schedule-params", "{gamma: 2}"],
+         "--loss-schedule-params must be a JSON object like"),
+    ],
+)
+def test_bad_loss_options_exit_2_before_training(tmp_path, capsys, args, message):
+    assert main(["train", "--output-dir", str(tmp_path / "run"), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_training_config_checks_and_keeps_the_loss_settings():
+    config = TrainingConfig(loss="vessel_cldice", loss_schedule="performance", loss_schedule_params={"patience": 3})
+    assert config.loss_config()["scheduler"] == {"type": "performance", "params": {"patience": 3}}
+    assert TrainingConfig().loss_config() is None
+    with pytest.raises(ValueError, match="patience must be a whole number >= 1"):
+        TrainingConfig(loss="vessel_cldice", loss_schedule="performance", loss_schedule_params={"patience": 0})
