@@ -8,19 +8,29 @@ from typing import Any, Callable
 
 from ignite.engine import Engine, Events
 
-__all__ = ["EpochSummaryLogger", "run_first"]
+__all__ = ["EpochSummaryLogger", "run_first", "run_last"]
 
 
-def run_first(engine: Engine, event: Any, handler: Callable) -> None:
-    """Make ``handler``, already attached to ``event``, the first of that event's handlers (Ignite runs them in the
-    order they were added; this reorders the engine's list of them)."""
+def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
     handlers = getattr(engine, "_event_handlers", {}).get(event)
     if not isinstance(handlers, list):
         return
     for index, entry in enumerate(handlers):
         if entry[0] == handler:
-            handlers.insert(0, handlers.pop(index))
+            entry = handlers.pop(index)
+            handlers.insert(position if position >= 0 else len(handlers), entry)
             return
+
+
+def run_first(engine: Engine, event: Any, handler: Callable) -> None:
+    """Make ``handler``, already attached to ``event``, the first of that event's handlers (Ignite runs them in the
+    order they were added; this reorders the engine's list of them)."""
+    _move(engine, event, handler, 0)
+
+
+def run_last(engine: Engine, event: Any, handler: Callable) -> None:
+    """Make ``handler``, already attached to ``event``, the last of that event's handlers (so far)."""
+    _move(engine, event, handler, -1)
 
 
 class EpochSummaryLogger:

@@ -53,9 +53,9 @@ def test_cosine_on_a_plain_engine_sets_the_weights_each_epoch_and_publishes_them
     handler.attach(trainer)
     with caplog.at_level(logging.INFO, logger="pipeline.schedules"):
         trainer.run(BATCHES, max_epochs=5)
-    assert handler.schedule.epochs == 4  # the rest of the run after the warm-up
-    # after e completed epochs: keep = (1 + cos(pi (e - 1) / 4)) / 2 -> dice = .5 + .5 keep
-    expected = [1.0, 1.0, 0.926777, 0.75, 0.573223]
+    assert handler.schedule.epochs == 3  # the rest of the run after the warm-up: the last epoch has the end weights
+    # after e completed epochs: keep = (1 + cos(pi (e - 1) / 3)) / 2 -> dice = .5 + .5 keep
+    expected = [1.0, 1.0, 0.875, 0.625, 0.5]
     per_epoch = {epoch: w for epoch, w in seen}
     assert [round(per_epoch[e]["dice"], 6) for e in range(1, 6)] == expected
     assert all(w == per_epoch[e] for e, w in seen)  # the same weights for every iteration of an epoch
@@ -155,7 +155,7 @@ def test_nan_validation_metric_is_ignored_with_a_warning(caplog):
     handler.attach(trainer)
     with caplog.at_level(logging.WARNING):
         trainer.run(BATCHES, max_epochs=4)
-    assert "val_dice is NaN after epoch 2; this validation is ignored" in caplog.text
+    assert "val_dice is nan after epoch 2; this validation is ignored" in caplog.text
     assert handler.schedule.shifts == 1  # 0.4, 0.4: two bad validations (the NaN did not count)
     assert handler.schedule.best == 0.5
 
@@ -248,3 +248,110 @@ def test_bad_wiring_is_reported_before_training():
     scheduler = LossManager.create_loss_scheduler(loss, {"type": "performance", "params": {"monitor": "val_dice"}})
     with pytest.raises(SettingsError, match="follows 'val_dice', which is not among the validation metrics \\['dice'\\]"):
         scheduler.step(0, {"dice": 0.5})
+
+
+def test_term_means_keep_their_precision_in_half_precision_training():
+    loss = LossManager.create_loss_function("default_segmentation")
+    scheduler = LossScheduler(loss, "adaptive")
+    x = torch.randn(1, 1, 4, 4, 4, requires_grad=True)
+    y = (torch.rand(1, 1, 4, 4, 4) > 0.5).float()
+    values = []
+    for _ in range(1500):
+        loss(x.to(torch.bfloat16), y.to(torch.bfloat16))
+        values.append(loss.last_components["dice_loss"])
+    assert loss.last_component_tensors["dice_loss"].dtype == torch.bfloat16
+    assert scheduler.meter.means()["dice"] == pytest.approx(sum(values) / len(values), rel=1e-6)
+
+
+def test_trainer_metric_attached_later_is_read_once_computed(caplog):
+    """Without an evaluator the metric is read after every handler of the epoch end, even one attached later."""
+    loss = LossManager.create_loss_function("default_segmentation")
+    trainer, _ = _plain_trainer(_network(), loss)
+    handler = LossScheduleHandler(loss, "performance", {"monitor": "val_dice", "patience": 1, "threshold": 0.0})
+    handler.attach(trainer)
+    values = iter([0.5, 0.6, 0.6, 0.7])
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_dice=next(values)))
+    trainer.run(BATCHES, max_epochs=4)
+    assert (handler.schedule.best, handler.schedule.shifts) == (0.7, 1)  # one plateau, at 0.6 after 0.6
+
+    loss = LossManager.create_loss_function("default_segmentation")
+    trainer, _ = _plain_trainer(_network(), loss)
+    handler = LossScheduleHandler(loss, "performance", {"monitor": "val_dice"})
+    handler.attach(trainer)
+    with caplog.at_level(logging.WARNING):
+        trainer.run(BATCHES, max_epochs=2)  # no such metric: a warning, no crash, nothing counted
+    assert caplog.text.count("follows 'val_dice', which is not in the trainer's metrics") == 1
+    assert handler.schedule.best is None
+
+
+def test_trainer_resumed_without_the_schedule_state(tmp_path, caplog):
+    """cosine/step continue at the trainer's epoch; adaptive warns that its state was not restored."""
+    def run(name, stop_after=None, resume=False):
+        loss = LossManager.create_loss_function("default_segmentation")
+        net = _network()
+        trainer, opt = _plain_trainer(net, loss, lr=0.3)
+        schedule = LossScheduleHandler(loss, name, {"epochs": 4} if name == "cosine" else None)
+        schedule.attach(trainer)
+        checkpoints = CheckpointHandler(tmp_path / f"{name}{stop_after}{resume}", {"model": net, "trainer": trainer}, "epoch")
+        checkpoints.attach(trainer)
+        if stop_after:
+            trainer.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), lambda e: e.terminate())
+        if resume:
+            checkpoints.resume(sorted((tmp_path / f"{name}2False").glob("*.pt"))[-1])
+        trainer.run(BATCHES, max_epochs=5)
+        return schedule
+
+    straight = run("cosine")
+    run("cosine", stop_after=2)
+    resumed = run("cosine", resume=True)
+    assert [h["weights"] for h in resumed.history] == [h["weights"] for h in straight.history][2:]
+    run("adaptive", stop_after=2)
+    with caplog.at_level(logging.WARNING):
+        run("adaptive", resume=True)
+    assert "the trainer is at epoch 2 but the adaptive loss-weight schedule at epoch 0" in caplog.text
+
+
+def test_one_schedule_per_loss_and_one_attach_per_handler():
+    loss = LossManager.create_loss_function("default_segmentation")
+    first = LossScheduler(loss, "cosine")
+    second = LossScheduler(loss, "step")  # takes over: the first stops following the loss
+    assert first.closed and not second.closed
+    with pytest.raises(RuntimeError, match="closed or replaced"):
+        first.apply()
+    handler = LossScheduleHandler(loss, "cosine")
+    trainer, _ = _plain_trainer(_network(), loss)
+    handler.attach(trainer)
+    with pytest.raises(SettingsError, match="already attached"):
+        handler.attach(trainer)
+
+
+def test_evaluator_given_to_the_constructor_for_monai_train_handlers():
+    loss = LossManager.create_loss_function("vessel_cldice")
+    net = _network()
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    evaluator = SupervisedEvaluator(
+        device="cpu", val_data_loader=BATCHES[:1], network=net, inferer=SimpleInferer(),
+        postprocessing=lambda d: {**d, "pred": (d["pred"] > 0).float()} if isinstance(d, dict) else d,
+        key_val_metric={"val_mean_dice": MeanDice(output_transform=from_engine(["pred", "label"]))},
+    )
+    handler = LossScheduleHandler(loss, "performance", {"patience": 1, "threshold": 0.5}, evaluator=evaluator)
+    trainer = SupervisedTrainer(device="cpu", max_epochs=3, train_data_loader=BATCHES, network=net, optimizer=opt,
+                                loss_function=loss, inferer=SimpleInferer(),
+                                train_handlers=[ValidationHandler(validator=evaluator, interval=1, epoch_level=True), handler])
+    trainer.run()
+    assert handler.scheduler.monitor == "val_mean_dice" and handler.schedule.shifts == 2
+
+
+def test_infinite_metric_is_ignored_and_loss_metrics_are_not_guessed(caplog):
+    loss = LossManager.create_loss_function("default_segmentation")
+    scheduler = LossManager.create_loss_scheduler(loss, {"type": "performance", "params": {"patience": 1}})
+    with caplog.at_level(logging.WARNING):
+        scheduler.step(0, {"dice": -math.inf})
+    assert "dice is -inf after epoch 1; this validation is ignored" in caplog.text
+    scheduler.step(1, {"dice": 0.5})
+    scheduler.step(2, {"dice": 0.6})
+    assert (scheduler.schedule.best, scheduler.schedule.shifts) == (0.6, 0)
+    scheduler.close()
+    scheduler = LossManager.create_loss_scheduler(loss, {"type": "performance"})
+    with pytest.raises(SettingsError, match="guesses only"):
+        scheduler.step(0, {"val_loss": 0.9})

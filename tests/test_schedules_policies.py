@@ -75,12 +75,13 @@ def test_cosine_defaults_end_equal_shares_and_normalize_rescales_end_values():
 def test_cosine_run_length_comes_from_the_trainer_unless_given():
     schedule = CosineSchedule({"dice": 1.0, "bce": 0.0}, warmup_epochs=2)
     schedule.set_run_length(10)
-    assert schedule.epochs == 8
+    assert schedule.epochs == 7  # epochs 3..10 anneal: the 10th (9 completed) trains with the end weights
+    assert schedule.weights_after(9) == {"dice": 0.5, "bce": 0.5}
     given = CosineSchedule({"dice": 1.0, "bce": 0.0}, epochs=3)
     given.set_run_length(10)
     assert given.epochs == 3
     with pytest.raises(SettingsError, match="leaves no epoch"):
-        CosineSchedule({"dice": 1.0, "bce": 0.0}, warmup_epochs=5).set_run_length(5)
+        CosineSchedule({"dice": 1.0, "bce": 0.0}, warmup_epochs=5).set_run_length(6)
 
 
 # ---------------------------------------------------------------------------------------------------- step
@@ -265,3 +266,60 @@ def test_performance_needs_two_terms_and_initial_weights_are_checked():
     schedule = create_schedule("step", {"dice": 0.7, "bce": 0.3})
     with pytest.raises(SettingsError, match="saved schedule weights are for terms"):
         schedule.load_state_dict({"epoch": 1, "weights": {"dice": 1.0}})
+
+
+# ---------------------------------------------------------------------------------------------------- extremes
+def test_rebalance_holds_at_extreme_magnitudes():
+    rng = random.Random(1)
+    for _ in range(3000):
+        names = ["a", "b", "c", "d"][: rng.randint(1, 4)]
+        raw = {n: rng.choice([0.0, 10 ** rng.uniform(-320, 300), rng.uniform(0, 1)]) for n in names}
+        if not any(v > 0 for v in raw.values()):
+            continue
+        lower = {n: rng.choice([0.0, 0.05]) for n in names}
+        upper = {n: rng.choice([INF, 0.6, 1.0]) for n in names}
+        if sum(lower.values()) > 1.0 or sum(upper.values()) < 1.0:
+            continue
+        out = rebalance(raw, 1.0, lower, upper)
+        assert all(math.isfinite(v) and lower[n] - 1e-12 <= v <= upper[n] + 1e-12 for n, v in out.items()), (raw, out)
+        assert sum(out.values()) == pytest.approx(1.0, abs=1e-9), (raw, lower, upper, out)
+
+
+def test_step_after_hundreds_of_steps_stays_finite():
+    assert StepSchedule({"dice": 1.0, "cldice": 0.0}, gamma=0.1, step_size=1).weights_after(309) == {"dice": 1.0, "cldice": 0.0}
+    capped = StepSchedule({"dice": 0.5, "bce": 0.5}, gamma=0.1, step_size=1, max_weight=0.6)
+    assert capped.weights_after(309) == pytest.approx({"dice": 0.4, "bce": 0.6})
+
+
+def test_adaptive_never_drops_a_term_to_exactly_zero():
+    schedule = AdaptiveSchedule({"dice": 0.5, "bce": 0.5}, temperature=2.0, max_weight=0.9)
+    schedule.epoch_completed(1, {"dice": 0.5, "bce": 1e-4})
+    weights = schedule.epoch_completed(2, {"dice": 0.5, "bce": 0.3})  # r_bce = 3000: exp(-1500) would be 0
+    assert weights["dice"] >= 0.1 - 1e-12 and weights["bce"] == pytest.approx(0.9)
+    free = AdaptiveSchedule({"dice": 0.5, "bce": 0.5}, temperature=2.0)
+    free.epoch_completed(1, {"dice": 0.5, "bce": 1e-4})
+    weights = free.epoch_completed(2, {"dice": 0.5, "bce": 0.3})
+    assert 0.0 < weights["dice"] < 1e-20  # still computed next epoch, so it can come back
+    # and it does: r = (1, .001) -> exp(.5) / (exp(.5) + exp(.0005)) = .622342
+    assert free.epoch_completed(3, {"dice": 0.5, "bce": 0.0003})["dice"] == pytest.approx(0.622342, abs=1e-6)
+
+
+def test_state_of_another_schedule_type_is_refused():
+    state = create_schedule("performance", {"dice": 0.7, "bce": 0.3}).state_dict()
+    with pytest.raises(SettingsError, match="state is of type 'performance', this schedule is 'cosine'"):
+        create_schedule("cosine", {"dice": 0.7, "bce": 0.3}).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        ("step", {"milestones": 5}, "milestones must be a list of epochs"),
+        ("step", {"terms": 5}, "terms must be a list of term names"),
+        ("performance", {"from_terms": 3}, "from_terms must be a list of term names"),
+        ("adaptive", {"keep_ratios": "false"}, "keep_ratios must be True or False"),
+        ("cosine", {"normalize": "no"}, "normalize must be True or False"),
+    ],
+)
+def test_wrongly_typed_params_are_value_errors(name, params, message):
+    with pytest.raises(ValueError, match=message):
+        create_schedule(name, {"dice": 0.7, "bce": 0.3}, params)

@@ -20,8 +20,8 @@ def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset,
                  "--loss", "vessel_skeleton_recall", "--loss-schedule", "cosine", "--loss-schedule-params", params])
     assert code == 0
     history = json.loads((run / "history.json").read_text())
-    # the weights in force each epoch: a cosine over the run's 3 epochs, the sum kept at 1.5
-    replay = CosineSchedule({"dice": 0.5, "bce": 0.5, "skeleton_recall": 0.5}, end_weights={"skeleton_recall": 1.0}, epochs=3)
+    # the weights in force each epoch: a cosine over the run's 3 epochs (the end weights in the last), the sum kept at 1.5
+    replay = CosineSchedule({"dice": 0.5, "bce": 0.5, "skeleton_recall": 0.5}, end_weights={"skeleton_recall": 1.0}, epochs=2)
     for record in history:
         expected = replay.weights_after(record["epoch"] - 1)
         assert {t: record[f"weight_{t}"] for t in expected} == pytest.approx(expected, abs=1e-12)
@@ -35,7 +35,8 @@ def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset,
     store = CheckpointStore(run / "checkpoints", "unet", recover=False)
     state = store.load(store.newest())["state"]["loss_schedule"]
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
-    assert state["schedule"]["epoch"] == 3 and state["schedule"]["epochs"] == 3
+    assert state["schedule"]["epoch"] == 3 and state["schedule"]["epochs"] == 2
+    assert history[2]["weight_skeleton_recall"] == pytest.approx(0.75)  # 1.0 of 2.0, scaled to the sum 1.5
     assert (run / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

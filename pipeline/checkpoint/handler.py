@@ -15,7 +15,7 @@ from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.handlers import run_first
+from pipeline.handlers import run_first, run_last
 
 __all__ = ["CheckpointHandler", "STATE_KEY"]
 
@@ -163,6 +163,7 @@ class CheckpointHandler:
         if evaluator is not None:
             evaluator.add_event_handler(Events.COMPLETED, self._record_metrics)
         trainer.add_event_handler(Events.STARTED, self._started)
+        trainer.add_event_handler(Events.EPOCH_STARTED, self._run_last)
         for event, handler in self._ordered_handlers():
             trainer.add_event_handler(event, handler)
 
@@ -182,14 +183,17 @@ class CheckpointHandler:
             self.checkpointer.begin()
             self._begun = True
         self._handled_error = None
-        # run after every other handler of the same events, including those attached after this one
+        self._run_last(engine)
+        self._clock_start = time.perf_counter()
+
+    def _run_last(self, engine: Engine) -> None:
+        # run after every other handler of the same events, including those attached after this one and those that
+        # other handlers move to the end at STARTED (hence again at every EPOCH_STARTED)
         for event, handler in self._ordered_handlers():
-            engine.remove_event_handler(handler, event)
-            engine.add_event_handler(event, handler)
+            run_last(engine, event, handler)
         # but save on an exception first, before a handler that re-raises it (MONAI's StatsHandler does) ends the
         # event; `_reraise`, last, makes sure the error still propagates when no other handler re-raises it
         run_first(engine, Events.EXCEPTION_RAISED, self._exception_raised)
-        self._clock_start = time.perf_counter()
 
     def _stop_clock(self) -> None:
         self._elapsed = self.elapsed()

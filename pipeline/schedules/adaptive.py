@@ -7,11 +7,14 @@ import math
 from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.base import WeightSchedule, check_flag
 
 __all__ = ["AdaptiveSchedule"]
 
 logger = logging.getLogger(__name__)
+
+#: the lowest exponent of the softmax: a term keeps at least exp(-50) of the largest weight, so it is still computed
+_MIN_EXPONENT = -50.0
 
 
 class AdaptiveSchedule(WeightSchedule):
@@ -27,7 +30,8 @@ class AdaptiveSchedule(WeightSchedule):
     ``keep_ratios=True``, ``p_k`` is the initial weight, so the configured proportions stay the baseline). A term whose
     loss falls more slowly (``r_k`` nearer 1 or above) gets more weight. Epochs 1 and 2 train with the initial weights.
     A larger ``T`` gives weights closer to equal. The weights are then bounded (``min_weight``/``max_weight``) and
-    their sum kept at ``S``.
+    their sum kept at ``S``. An exponent ``(r_k - max_j r_j) / T`` is held at -50 at the lowest, so no term's weight
+    becomes exactly 0 (a term weighted 0 is not computed, and could then never come back).
 
     Only the terms with an initial weight > 0 take part (a term weighted 0 is not computed, so it has no loss to
     follow); the others stay at 0. An epoch whose loss ratio is not finite or positive for a term (NaN or inf loss,
@@ -41,7 +45,6 @@ class AdaptiveSchedule(WeightSchedule):
     """
 
     name = "adaptive"
-    needs_losses = True
 
     def __init__(
         self,
@@ -55,7 +58,7 @@ class AdaptiveSchedule(WeightSchedule):
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
             raise SettingsError(f"temperature must be a number > 0, got {temperature!r}.")
         self.temperature = float(temperature)
-        self.keep_ratios = bool(keep_ratios)
+        self.keep_ratios = check_flag("keep_ratios", keep_ratios)
         #: mean term losses of the last two epochs, oldest first
         self.recent: list[dict[str, float]] = []
 
@@ -66,8 +69,8 @@ class AdaptiveSchedule(WeightSchedule):
         missing = [t for t in self.active if losses is None or t not in losses]
         if missing:
             logger.warning(
-                "adaptive loss weights: no loss of %s for epoch %d (the loss was not called with gradients this "
-                "epoch?); the weights stay %s.", missing, self.epoch, self.weights,
+                "adaptive loss weights: no loss of %s for epoch %d (the term was not computed: its weight was 0, or "
+                "the loss was not called with gradients enabled); the weights stay %s.", missing, self.epoch, self.weights,
             )
             return
         self.recent = [*self.recent, {t: float(losses[t]) for t in self.active}][-2:]
@@ -83,7 +86,8 @@ class AdaptiveSchedule(WeightSchedule):
             return
         top = max(ratios.values())  # softmax shifted by its largest exponent: no overflow for any T
         raw = {
-            t: (self.initial[t] if self.keep_ratios else 1.0) * math.exp((ratios[t] - top) / self.temperature)
+            t: (self.initial[t] if self.keep_ratios else 1.0)
+            * math.exp(max((ratios[t] - top) / self.temperature, _MIN_EXPONENT))
             for t in self.active
         }
         share = sum(raw.values())

@@ -8,7 +8,14 @@ from typing import Any, ClassVar, Mapping
 from pipeline.errors import SettingsError
 from pipeline.schedules.weights import check_weights, clip, per_term, rebalance
 
-__all__ = ["WeightSchedule", "check_count"]
+__all__ = ["WeightSchedule", "check_count", "check_flag"]
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool, or a :class:`SettingsError` naming it (``"false"`` is not taken for True)."""
+    if not isinstance(value, bool):
+        raise SettingsError(f"{name} must be True or False, got {value!r}.")
+    return value
 
 
 def check_count(name: str, value: Any, minimum: int = 0) -> int:
@@ -41,8 +48,6 @@ class WeightSchedule:
     name: ClassVar[str] = ""
     #: whether the schedule reads a validation metric
     needs_metric: ClassVar[bool] = False
-    #: whether the schedule reads the epoch's mean term losses
-    needs_losses: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -54,7 +59,7 @@ class WeightSchedule:
         self.initial = check_weights(initial, "initial loss weight")
         self.terms = list(self.initial)
         self.total = sum(self.initial.values())
-        self.normalize = bool(normalize)
+        self.normalize = check_flag("normalize", normalize)
         self.lower = per_term(min_weight, self.terms, 0.0, "min_weight")
         self.upper = per_term(max_weight, self.terms, math.inf, "max_weight")
         bad = [t for t in self.terms if self.lower[t] > self.upper[t]]
@@ -95,6 +100,11 @@ class WeightSchedule:
     def _epoch_completed(self, losses: Mapping[str, float] | None) -> None:
         """Update :attr:`weights` at the end of epoch :attr:`epoch`."""
 
+    def resume_at(self, epoch: int) -> bool:
+        """Jump to ``epoch`` completed epochs without the history in between (a trainer resumed without this
+        schedule's state). Only schedules that are a function of the epoch alone can; the others return False."""
+        return False
+
     def _evaluation_completed(self, metric: float) -> None:
         """Update :attr:`weights` after a validation."""
 
@@ -114,14 +124,16 @@ class WeightSchedule:
     # ------------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Plain numbers: the completed epochs, the weights and the schedule's own counters."""
-        return {"epoch": self.epoch, "weights": dict(self.weights), **self._extra_state()}
+        return {"type": self.name, "epoch": self.epoch, "weights": dict(self.weights), **self._extra_state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state`` (of a schedule of the same kind on a loss with the same terms).
 
         Raises:
-            ValueError: the state's weights are for other terms.
+            ValueError: the state is of another schedule type, or its weights are for other terms.
         """
+        if state.get("type", self.name) != self.name:
+            raise SettingsError(f"saved loss-weight schedule state is of type {state['type']!r}, this schedule is {self.name!r}.")
         weights = dict(state["weights"])
         if set(weights) != set(self.terms):
             raise SettingsError(f"saved schedule weights are for terms {sorted(weights)}, this loss has {sorted(self.terms)}.")

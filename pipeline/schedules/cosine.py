@@ -37,7 +37,8 @@ class CosineSchedule(WeightSchedule):
         end_weights: end value per term (terms not named keep their start value); default: the initial sum shared
             equally by all terms.
         epochs: annealing length ``N`` in epochs (after the warm-up); ``None``: the rest of the run when attached to
-            a trainer (``max_epochs - warmup_epochs``), else ``DEFAULT_EPOCHS`` (100).
+            a trainer (``max_epochs - 1 - warmup_epochs``, so the last epoch trains with the end weights), else
+            ``DEFAULT_EPOCHS`` (100).
         warmup_epochs: ``W``, epochs trained with the start weights before annealing begins.
         min_weight, max_weight, normalize: see :class:`~pipeline.schedules.base.WeightSchedule`.
     """
@@ -69,13 +70,14 @@ class CosineSchedule(WeightSchedule):
         self.warmup_epochs = check_count("warmup_epochs", warmup_epochs)
 
     def set_run_length(self, max_epochs: int) -> None:
-        """Anneal over the rest of a run of ``max_epochs`` epochs, unless ``epochs`` was given."""
+        """Anneal over the rest of a run of ``max_epochs`` epochs, reaching the end weights in its last epoch,
+        unless ``epochs`` was given."""
         if self.epochs is None:
-            if max_epochs <= self.warmup_epochs:
+            if max_epochs - 1 <= self.warmup_epochs:
                 raise SettingsError(
                     f"cosine schedule: warmup_epochs={self.warmup_epochs} leaves no epoch of a {max_epochs}-epoch run to anneal."
                 )
-            self.epochs = max_epochs - self.warmup_epochs
+            self.epochs = max_epochs - 1 - self.warmup_epochs
 
     def weights_after(self, epoch: int) -> dict[str, float]:
         """The weights for epoch ``epoch + 1`` (``epoch`` epochs completed)."""
@@ -87,6 +89,10 @@ class CosineSchedule(WeightSchedule):
 
     def _epoch_completed(self, losses: Mapping[str, float] | None) -> None:
         self.weights = self.weights_after(self.epoch)
+
+    def resume_at(self, epoch: int) -> bool:
+        self.epoch_completed(epoch)
+        return True
 
     def _extra_state(self) -> dict[str, Any]:
         return {"epochs": self.epochs or 0}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import weakref
+from typing import Any, Callable, Mapping
 
 import ignite.distributed as idist
 import torch
@@ -16,10 +17,11 @@ class TermLossMeter:
     """Average every term of ``loss`` over the forward calls made with gradients enabled.
 
     A forward hook on the loss adds the detached term values (tensors on the loss's device: no wait for a GPU per
-    iteration) after each training call; calls under ``torch.no_grad()`` / ``inference_mode`` (validation) are not
-    counted. So the meter sees every training forward whoever makes it: an Ignite trainer, MONAI's
+    iteration; summed in float64, so bf16/fp16 terms keep their precision) after each training call; calls under
+    ``torch.no_grad()`` / ``inference_mode`` (validation) are not counted. So the meter sees every training forward whoever makes it: an Ignite trainer, MONAI's
     ``SupervisedTrainer`` or a hand-written loop, including several forwards per iteration (gradient accumulation).
-    Under ``ignite.distributed`` the sums are all-reduced, so every process gets the same means.
+    Under ``ignite.distributed`` the sums are all-reduced, so every process gets the same means. The hook holds the
+    meter weakly: a meter that is closed or no longer referenced stops counting and removes its hook.
 
     Args:
         loss: the loss to follow.
@@ -30,15 +32,16 @@ class TermLossMeter:
         self.terms = list(loss.weights)
         self._sums: dict[str, Any] = {}
         self._counts: dict[str, int] = {}
-        self._hook = loss.register_forward_hook(self._record)
+        self._hook = loss.register_forward_hook(_weak_hook(self))
+        weakref.finalize(self, self._hook.remove)
 
-    def _record(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+    def _record(self) -> None:
         if not torch.is_grad_enabled():
             return
         for name in self.terms:
             value = self.loss.last_component_tensors.get(component_key(name))
             if value is not None:
-                self._sums[name] = self._sums.get(name, 0.0) + value
+                self._sums[name] = self._sums.get(name, 0.0) + value.to(torch.float64)
                 self._counts[name] = self._counts.get(name, 0) + 1
 
     def reset(self) -> None:
@@ -62,6 +65,23 @@ class TermLossMeter:
         return {"sums": {t: float(v) for t, v in self._sums.items()}, "counts": dict(self._counts)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the partial sums. Under ``ignite.distributed`` only process 0 takes them (the others start the
+        epoch's rest from 0), so the all-reduce does not count them once per process; the other processes' own
+        partial sums are not in the state, so a mid-epoch resume of several processes is approximate."""
+        if idist.get_rank() > 0:
+            self.reset()
+            return
         self._sums = {t: float(v) for t, v in state.get("sums", {}).items()}
         self._counts = {t: int(v) for t, v in state.get("counts", {}).items()}
+
+
+def _weak_hook(meter: TermLossMeter) -> Callable:
+    reference = weakref.ref(meter)
+
+    def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+        alive = reference()
+        if alive is not None:
+            alive._record()
+
+    return hook
 

@@ -22,9 +22,9 @@ _MODES = ("max", "min")
 class PerformanceSchedule(WeightSchedule):
     """When the monitored validation metric stops improving, move weight from one group of terms to another.
 
-    A validation *improves* when (``mode="max"``) ``metric > best * (1 + threshold)`` (``threshold_mode="rel"``) or
-    ``metric > best + threshold`` (``"abs"``), as in PyTorch's ``ReduceLROnPlateau`` (mirrored for ``"min"``); the
-    first validation always improves. After ``patience`` validations in a row without improvement (counted as Ignite's
+    A validation *improves* when (``mode="max"``) ``metric > best + threshold * |best|`` (``threshold_mode="rel"``)
+    or ``metric > best + threshold`` (``"abs"``), as in PyTorch's ``ReduceLROnPlateau`` (mirrored for ``"min"``);
+    the first validation always improves. Only finite metrics count (the callers drop NaN and infinities). After ``patience`` validations in a row without improvement (counted as Ignite's
     ``EarlyStopping`` counts), weight is shifted::
 
         delta = min(shift * S, sum_{k in from} (w_k - min_k), sum_{j in to} (max_j - w_j))

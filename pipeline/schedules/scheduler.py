@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
@@ -16,8 +17,10 @@ __all__ = ["LossScheduler", "MONITOR_GUESSES"]
 
 logger = logging.getLogger(__name__)
 
-#: metric names a performance schedule follows, in this order, when no monitor is given and the metrics hold several
+#: metric names a performance schedule follows, in this order, when no monitor is given (all: higher is better)
 MONITOR_GUESSES = ("val_mean_dice", "val_dice", "mean_dice", "dice")
+#: attribute of a CombinedLoss that refers (weakly) to the LossScheduler that owns its weights
+_OWNER = "_loss_scheduler"
 
 
 class LossScheduler:
@@ -66,6 +69,12 @@ class LossScheduler:
                 )
         else:
             schedule = create_schedule(schedule, loss_function.weights, params)
+        owner = getattr(loss_function, _OWNER, lambda: None)()
+        if owner is not None:  # two schedules would overwrite each other's weights: the new one takes over
+            logger.warning("a new loss-weight schedule %r replaces %r on this loss.", schedule, owner.schedule)
+            owner.close()
+        loss_function.__dict__[_OWNER] = weakref.ref(self)
+        self.closed = False
         self.loss = loss_function
         self.schedule = schedule
         self.meter = TermLossMeter(loss_function)
@@ -88,7 +97,13 @@ class LossScheduler:
             self.schedule.monitor = name
 
     def apply(self) -> dict[str, float]:
-        """Set the schedule's weights on the loss; returns them."""
+        """Set the schedule's weights on the loss; returns them.
+
+        Raises:
+            RuntimeError: this scheduler was closed (or replaced by a newer one on the same loss).
+        """
+        if self.closed:
+            raise RuntimeError("this loss-weight schedule was closed or replaced by a newer one on the same loss.")
         self.loss.set_weights(self.schedule.weights)
         return self.weights
 
@@ -112,21 +127,20 @@ class LossScheduler:
         self.schedule.epoch_completed(epoch, term_losses if term_losses else None)
 
     def resolve_monitor(self, metrics: Mapping[str, Any]) -> str:
-        """The name of the monitored metric in ``metrics`` (fixed at the first call when not given).
+        """The name of the monitored metric in ``metrics``; when none was given, the first of
+        :data:`MONITOR_GUESSES` present (fixed from then on).
 
         Raises:
-            ValueError: the monitored metric is not in ``metrics``, or none was given and it cannot be told which.
+            ValueError: the monitored metric is not in ``metrics``, or none was given and none of the guesses is there.
         """
         if self.monitor is None:
-            numeric = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            guesses = [g for g in MONITOR_GUESSES if g in numeric]
-            if len(numeric) == 1 or guesses:
-                self.monitor = numeric[0] if len(numeric) == 1 else guesses[0]
-            else:
+            guesses = [g for g in MONITOR_GUESSES if g in metrics]
+            if not guesses:
                 raise SettingsError(
-                    f"the performance schedule does not know which metric to follow among {sorted(metrics)}; "
-                    "give params={'monitor': <name>}."
+                    f"the performance schedule does not know which metric to follow among {sorted(metrics)} (it "
+                    f"guesses only {list(MONITOR_GUESSES)}); give params={{'monitor': <name>, 'mode': 'max' or 'min'}}."
                 )
+            self.monitor = guesses[0]
         if self.monitor not in metrics:
             raise SettingsError(
                 f"the performance schedule follows {self.monitor!r}, which is not among the validation metrics "
@@ -135,14 +149,16 @@ class LossScheduler:
         return self.monitor
 
     def evaluation_completed(self, metrics: Mapping[str, Any]) -> None:
-        """Tell a metric-driven schedule the result of a validation (others ignore it); a NaN metric is ignored with a
-        warning. The new weights are applied by :meth:`apply`, as for :meth:`epoch_completed`."""
+        """Tell a metric-driven schedule the result of a validation (others ignore it); a NaN or infinite metric is
+        ignored with a warning. The new weights are applied by :meth:`apply`, as for :meth:`epoch_completed`."""
         if not self.schedule.needs_metric:
             return
         name = self.resolve_monitor(metrics)
         value = float(metrics[name])
-        if math.isnan(value):
-            logger.warning("loss-weight schedule: %s is NaN after epoch %d; this validation is ignored.", name, self.schedule.epoch)
+        if not math.isfinite(value):
+            logger.warning(
+                "loss-weight schedule: %s is %s after epoch %d; this validation is ignored.", name, value, self.schedule.epoch
+            )
             return
         self.schedule.evaluation_completed(value)
 
@@ -165,8 +181,11 @@ class LossScheduler:
         return self.apply()
 
     def close(self) -> None:
-        """Stop following the loss's calls."""
+        """Stop following the loss's calls and release its weights to another schedule."""
+        self.closed = True
         self.meter.close()
+        if getattr(self.loss, _OWNER, lambda: None)() is self:
+            del self.loss.__dict__[_OWNER]
 
     def state_dict(self) -> dict[str, Any]:
         """The schedule's state, the epoch's partial term sums and the history (plain numbers and lists)."""

@@ -10,6 +10,10 @@ from pipeline.errors import SettingsError
 __all__ = ["check_weights", "check_names", "per_term", "rebalance", "clip"]
 
 
+#: a raw weight this small next to the largest one is taken as 0 by :func:`rebalance`
+_NEGLIGIBLE = 1e-200
+
+
 def _number(name: str, value: Any) -> float:
     if isinstance(value, (bool, str)):
         raise SettingsError(f"{name} must be a number, got {value!r}.")
@@ -42,6 +46,8 @@ def check_names(given: Sequence[str] | Mapping[str, Any], terms: Sequence[str], 
     """
     if isinstance(given, str):
         given = [given]
+    if not isinstance(given, (Sequence, Mapping)):
+        raise SettingsError(f"{what} must be a list of term names, got {given!r}.")
     names = list(given)
     unknown = [n for n in names if n not in terms]
     if unknown:
@@ -87,8 +93,12 @@ def rebalance(
         raise SettingsError(
             f"weight bounds {dict(lower)} .. {dict(upper)} cannot give weights that sum to {total:g} for terms {names}."
         )
-    positive = {k: r for k, r in raw.items() if r > 0}
+    # only proportions matter: relative to the largest, and a term below 1e-200 of it counts as unweighted, so no
+    # bound / raw below overflows whatever the magnitudes (a factor < 1 applied for hundreds of steps)
+    top = max(raw.values(), default=0.0)
+    positive = {k: r / top for k, r in raw.items() if r > 0 and r / top >= _NEGLIGIBLE} if top > 0 else {}
     zero = [k for k in names if k not in positive]
+    raw = {k: positive.get(k, 0.0) for k in names}
     reach = sum(upper[k] for k in positive) + sum(lower[k] for k in zero)
     if reach < total:
         # even at their upper bounds the weighted terms leave some of the total: the unweighted ones share it
