@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: the example of docs/schedules.md: the vessel_cldice preset and one parameter set per schedule
 SCHEDULE_EXAMPLES = {
-    "cosine": {"end_weights": {"dice": 0.3, "bce": 0.2, "cldice": 0.5}, "epochs": 30, "warmup_epochs": 10},
+    "cosine": {"start_weights": {"dice": 0.7, "bce": 0.3, "cldice": 0.0}, "warmup_epochs": 15, "epochs": 10},
     "step": {"gamma": 0.7, "step_size": 8, "min_weight": {"dice": 0.2}},
     "adaptive": {"temperature": 0.5},
     "performance": {"patience": 3, "cooldown": 2, "shift": 0.1, "min_weight": {"dice": 0.25, "bce": 0.1}},

@@ -72,6 +72,19 @@ def test_cosine_defaults_end_equal_shares_and_normalize_rescales_end_values():
     assert _sequence(schedule, 2)[1] == pytest.approx({"dice": 1.0, "cldice": 0.5})
 
 
+def test_cosine_start_weights_fade_a_term_in_and_reach_the_configured_weights():
+    schedule = CosineSchedule({"dice": 0.5, "bce": 0.2, "cldice": 0.3}, start_weights={"dice": 0.7, "bce": 0.3, "cldice": 0.0},
+                              warmup_epochs=2, epochs=2)
+    seq = _sequence(schedule, 6)
+    # keep = 1, 1, 1, .5, 0, 0: half-way is the mean of start and configured weights
+    assert _column(seq, "cldice") == [0.0, 0.0, 0.0, 0.15, 0.3, 0.3]
+    assert _column(seq, "dice") == [0.7, 0.7, 0.7, 0.6, 0.5, 0.5]
+    with pytest.raises(SettingsError, match=r"start_weights names \['cl_dice'\]"):
+        CosineSchedule({"dice": 0.5, "cldice": 0.5}, start_weights={"cl_dice": 0.0})
+    with pytest.raises(SettingsError, match="at least one of the start_weights must be > 0"):
+        CosineSchedule({"dice": 0.5, "cldice": 0.5}, start_weights={"dice": 0.0, "cldice": 0.0})
+
+
 def test_cosine_run_length_comes_from_the_trainer_unless_given():
     schedule = CosineSchedule({"dice": 1.0, "bce": 0.0}, warmup_epochs=2)
     schedule.set_run_length(10)
@@ -232,7 +245,7 @@ def test_state_round_trip_under_weights_only_continues_the_same_sequence(name, p
     "name,params,message",
     [
         ("cosin", {}, r"unknown loss-weight schedule 'cosin'; valid types: \['adaptive', 'cosine', 'step', 'performance'\]"),
-        ("cosine", {"epoch": 3}, r"unknown parameter\(s\) \['epoch'\].*valid: \['end_weights', 'epochs'"),
+        ("cosine", {"epoch": 3}, r"unknown parameter\(s\) \['epoch'\].*valid: \['start_weights', 'end_weights', 'epochs'"),
         ("cosine", {"end_weights": {"dcie": 1.0}}, r"end_weights names \['dcie'\].*its terms: \['dice', 'bce'\]"),
         ("cosine", {"epochs": 0}, "epochs must be a whole number >= 1"),
         ("step", {"gamma": 0}, "gamma must be > 0"),

@@ -16,7 +16,7 @@ DEFAULT_EPOCHS = 100
 
 
 class CosineSchedule(WeightSchedule):
-    """Anneal every weight from its initial value ``s_k`` to an end value ``e_k`` along half a cosine.
+    """Anneal every weight from a start value ``s_k`` to an end value ``e_k`` along half a cosine.
 
     After ``e`` completed epochs (the weights of epoch ``e + 1``), with warm-up ``W`` and annealing length ``N``::
 
@@ -26,16 +26,21 @@ class CosineSchedule(WeightSchedule):
     so the weights hold their start values through the warm-up, move slowly, fastest half-way, slowly again, and
     stay at the end values after ``W + N`` epochs (PyTorch's ``CosineAnnealingLR`` shape, from start to end instead
     of from ``lr`` to ``eta_min``). The weights are then bounded and, with ``normalize`` (default), scaled to the
-    initial sum, so end values that sum to something else give the *proportions* at the end.
+    sum of the loss's weights, so start or end values that sum to something else give *proportions*.
 
-    A typical use is fading a topology term in once the overlap terms have found the vessels:
-    ``{"type": "cosine", "params": {"end_weights": {"dice": 0.5, "cldice": 0.5}, "warmup_epochs": 10}}`` on a
-    loss that starts at ``dice=1, cldice=0``.
+    The loss's configured weights are one end of the path: by default the start (then ``end_weights`` default to
+    equal shares); with ``start_weights`` they are the end, so a preset can be *reached*, e.g. clDice faded in once
+    the overlap terms have found the vessels -- on ``vessel_cldice`` (Dice .5, BCE .2, clDice .3)::
+
+        {"type": "cosine", "params": {"start_weights": {"dice": 0.7, "bce": 0.3, "cldice": 0.0},
+                                      "warmup_epochs": 15, "epochs": 10}}
 
     Args:
-        initial: the weights at the start (``loss.weights``).
-        end_weights: end value per term (terms not named keep their start value); default: the initial sum shared
-            equally by all terms.
+        initial: the loss's configured weights (``loss.weights``).
+        start_weights: start value per term (terms not named: their configured weight); default: the configured
+            weights.
+        end_weights: end value per term (terms not named: their configured weight); default: the configured
+            weights when ``start_weights`` is given, else the sum shared equally by all terms.
         epochs: annealing length ``N`` in epochs (after the warm-up); ``None``: the rest of the run when attached to
             a trainer (``max_epochs - 1 - warmup_epochs``, so the last epoch trains with the end weights), else
             ``DEFAULT_EPOCHS`` (100).
@@ -48,6 +53,7 @@ class CosineSchedule(WeightSchedule):
     def __init__(
         self,
         initial: Mapping[str, float],
+        start_weights: Mapping[str, float] | None = None,
         end_weights: Mapping[str, float] | None = None,
         epochs: int | None = None,
         warmup_epochs: int = 0,
@@ -56,18 +62,24 @@ class CosineSchedule(WeightSchedule):
         normalize: bool = True,
     ) -> None:
         super().__init__(initial, min_weight, max_weight, normalize)
-        if end_weights is None:
-            self.end = dict.fromkeys(self.terms, self.total / len(self.terms))
-        else:
-            if not isinstance(end_weights, Mapping):
-                raise SettingsError(f"end_weights must be a dict of term -> weight, got {end_weights!r}.")
-            check_names(end_weights, self.terms, "end_weights")
-            given = per_term(end_weights, self.terms, 0.0, "end_weights")
-            self.end = {t: given[t] if t in end_weights else self.initial[t] for t in self.terms}
-            if not any(v > 0 for v in self.end.values()):
-                raise SettingsError(f"at least one end weight must be > 0, got {self.end}.")
+        self.start = self._path_end("start_weights", start_weights) or dict(self.initial)
+        equal = dict.fromkeys(self.terms, self.total / len(self.terms))
+        self.end = self._path_end("end_weights", end_weights) or (dict(self.initial) if start_weights else equal)
         self.epochs = None if epochs is None else check_count("epochs", epochs, 1)
         self.warmup_epochs = check_count("warmup_epochs", warmup_epochs)
+        self.weights = self.weights_after(0)
+
+    def _path_end(self, what: str, given: Mapping[str, float] | None) -> dict[str, float] | None:
+        if given is None:
+            return None
+        if not isinstance(given, Mapping):
+            raise SettingsError(f"{what} must be a dict of term -> weight, got {given!r}.")
+        check_names(given, self.terms, what)
+        values = per_term(given, self.terms, 0.0, what)
+        weights = {t: values[t] if t in given else self.initial[t] for t in self.terms}
+        if not any(v > 0 for v in weights.values()):
+            raise SettingsError(f"at least one of the {what} must be > 0, got {weights}.")
+        return weights
 
     def set_run_length(self, max_epochs: int) -> None:
         """Anneal over the rest of a run of ``max_epochs`` epochs, reaching the end weights in its last epoch,
@@ -84,7 +96,7 @@ class CosineSchedule(WeightSchedule):
         length = self.epochs or DEFAULT_EPOCHS
         t = min(max((epoch - self.warmup_epochs) / length, 0.0), 1.0)
         keep = (1.0 + math.cos(math.pi * t)) / 2.0
-        raw = {k: self.end[k] + (self.initial[k] - self.end[k]) * keep for k in self.terms}
+        raw = {k: self.end[k] + (self.start[k] - self.end[k]) * keep for k in self.terms}
         return self.settle(raw)
 
     def _epoch_completed(self, losses: Mapping[str, float] | None) -> None:
