@@ -61,7 +61,7 @@ def plot_schedule_examples(path: Path, epochs: int = 60) -> Path:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("weight in force")
-    axes[0].legend()
+    axes[0].legend(loc="center right")
     fig.suptitle("loss-weight schedules on vessel_cldice (scripted term losses; validation Dice plateaus at epoch 25)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

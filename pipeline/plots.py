@@ -55,8 +55,9 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
         ax_val.legend(loc="lower right")
     if terms:
         ax_w = axes[2]
-        for term in terms:
-            ax_w.plot(epochs, [h.get(f"weight_{term}", np.nan) for h in history], drawstyle="steps-post", label=term)
+        for index, term in enumerate(terms):  # equal weights overlap: line styles and widths tell them apart
+            ax_w.plot(epochs, [h.get(f"weight_{term}", np.nan) for h in history], drawstyle="steps-post", label=term,
+                      ls=("-", "--", ":", "-.")[index % 4], lw=2.5 - 0.4 * (index % 4))
         ax_w.set_xlabel("epoch")
         ax_w.set_ylabel("weight")
         ax_w.set_ylim(bottom=0)
