@@ -47,6 +47,8 @@ def test_cosine_on_a_plain_engine_sets_the_weights_each_epoch_and_publishes_them
     loss = CombinedLoss({"dice": {}, "cldice": {"iter_": 1}}, {"dice": 1.0, "cldice": 0.0})
     seen = []
     trainer, _ = _plain_trainer(_network(), loss, seen)
+    at_start = {}  # attached before the schedule handler: it still sees the weights of the epoch starting
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: at_start.update({e.state.epoch: dict(e.state.loss_weights)}))
     published = {}
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: published.update({e.state.epoch: (e.state.loss_weights, e.state.loss_components)}))
     handler = LossScheduleHandler(loss, "cosine", {"end_weights": {"dice": 0.5, "cldice": 0.5}, "warmup_epochs": 1})
@@ -60,6 +62,7 @@ def test_cosine_on_a_plain_engine_sets_the_weights_each_epoch_and_publishes_them
     assert [round(per_epoch[e]["dice"], 6) for e in range(1, 6)] == expected
     assert all(w == per_epoch[e] for e, w in seen)  # the same weights for every iteration of an epoch
     assert [round(published[e][0]["dice"], 6) for e in range(1, 6)] == expected
+    assert all(at_start[e] == published[e][0] for e in range(1, 6))
     # the zero-weighted clDice is not computed in epochs 1-2, then it is
     assert set(published[1][1]) == {"dice"} and set(published[3][1]) == {"dice", "cldice"}
     assert [h["weights"] for h in handler.history] == [published[e][0] for e in range(1, 6)]
@@ -149,15 +152,15 @@ def test_monai_train_handlers_list_attaches_it_too():
 def test_nan_validation_metric_is_ignored_with_a_warning(caplog):
     loss = LossManager.create_loss_function("default_segmentation")
     trainer, _ = _plain_trainer(_network(), loss)
-    values = iter([0.5, math.nan, 0.4, 0.4])
+    values = iter([0.5, math.nan, 0.4])
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_dice=next(values)))
     handler = LossScheduleHandler(loss, "performance", {"monitor": "val_dice", "patience": 2})
     handler.attach(trainer)
     with caplog.at_level(logging.WARNING):
-        trainer.run(BATCHES, max_epochs=4)
+        trainer.run(BATCHES, max_epochs=3)
     assert "val_dice is nan after epoch 2; this validation is ignored" in caplog.text
-    assert handler.schedule.shifts == 1  # 0.4, 0.4: two bad validations (the NaN did not count)
-    assert handler.schedule.best == 0.5
+    # one bad validation (0.4) only: a NaN counted as "not better" would have made it two and shifted weight
+    assert (handler.schedule.best, handler.schedule.bad_evaluations, handler.schedule.shifts) == (0.5, 1, 0)
 
 
 def test_resumed_run_continues_the_same_weight_sequence_and_model(tmp_path):
@@ -290,7 +293,8 @@ def test_trainer_resumed_without_the_schedule_state(tmp_path, caplog):
         loss = LossManager.create_loss_function("default_segmentation")
         net = _network()
         trainer, opt = _plain_trainer(net, loss, lr=0.3)
-        schedule = LossScheduleHandler(loss, name, {"epochs": 4} if name == "cosine" else None)
+        params = {"cosine": {"epochs": 4}, "step": {"step_size": 1}}.get(name)
+        schedule = LossScheduleHandler(loss, name, params)
         schedule.attach(trainer)
         checkpoints = CheckpointHandler(tmp_path / f"{name}{stop_after}{resume}", {"model": net, "trainer": trainer}, "epoch")
         checkpoints.attach(trainer)
@@ -301,10 +305,12 @@ def test_trainer_resumed_without_the_schedule_state(tmp_path, caplog):
         trainer.run(BATCHES, max_epochs=5)
         return schedule
 
-    straight = run("cosine")
-    run("cosine", stop_after=2)
-    resumed = run("cosine", resume=True)
-    assert [h["weights"] for h in resumed.history] == [h["weights"] for h in straight.history][2:]
+    for name in ("cosine", "step"):  # functions of the epoch alone
+        straight = run(name)
+        run(name, stop_after=2)
+        resumed = run(name, resume=True)
+        assert [h["weights"] for h in resumed.history] == [h["weights"] for h in straight.history][2:]
+        assert len({tuple(h["weights"].values()) for h in straight.history[2:]}) > 1
     run("adaptive", stop_after=2)
     with caplog.at_level(logging.WARNING):
         run("adaptive", resume=True)
@@ -312,12 +318,21 @@ def test_trainer_resumed_without_the_schedule_state(tmp_path, caplog):
 
 
 def test_one_schedule_per_loss_and_one_attach_per_handler():
-    loss = LossManager.create_loss_function("default_segmentation")
-    first = LossScheduler(loss, "cosine")
-    second = LossScheduler(loss, "step")  # takes over: the first stops following the loss
+    loss = LossManager.create_loss_function("vessel_cldice")
+    fade_in = {"start_weights": {"dice": 0.7, "bce": 0.3, "cldice": 0.0}, "epochs": 2}
+    first = LossScheduler(loss, "cosine", fade_in)
+    assert loss.weights == {"dice": 0.7, "bce": 0.3, "cldice": 0.0}
+    second = LossScheduler(loss, "cosine", fade_in)  # takes over: the first stops following the loss ...
     assert first.closed and not second.closed
     with pytest.raises(RuntimeError, match="closed or replaced"):
         first.apply()
+    # ... and the new one starts from the preset's weights, not from where the first left the loss
+    assert second.schedule.initial == {"dice": 0.5, "bce": 0.2, "cldice": 0.3}
+    assert second.step(1) == pytest.approx({"dice": 0.5, "bce": 0.2, "cldice": 0.3})
+    second.close()  # gives the loss back its configured weights
+    assert loss.weights == {"dice": 0.5, "bce": 0.2, "cldice": 0.3}
+    LossScheduler(loss, "cosine", fade_in).step(1)  # dropped without close(): the next one still starts right
+    assert LossScheduler(loss, "cosine", fade_in).schedule.initial == {"dice": 0.5, "bce": 0.2, "cldice": 0.3}
     handler = LossScheduleHandler(loss, "cosine")
     trainer, _ = _plain_trainer(_network(), loss)
     handler.attach(trainer)
@@ -355,3 +370,49 @@ def test_infinite_metric_is_ignored_and_loss_metrics_are_not_guessed(caplog):
     scheduler = LossManager.create_loss_scheduler(loss, {"type": "performance"})
     with pytest.raises(SettingsError, match="guesses only"):
         scheduler.step(0, {"val_loss": 0.9})
+
+
+def test_schedule_attached_after_the_checkpoint_handler_is_saved_after_its_update(tmp_path):
+    """A performance schedule on the trainer's own metric reads it last at the epoch end, and the checkpoint handler,
+    attached first, still saves after that (it re-asserts its place at every EPOCH_STARTED)."""
+    loss = LossManager.create_loss_function("default_segmentation")
+    net = _network()
+    trainer, opt = _plain_trainer(net, loss)
+    schedule = LossScheduleHandler(loss, "performance", {"monitor": "val_dice", "patience": 1, "threshold": 0.0})
+    checkpoints = CheckpointHandler(tmp_path, {"model": net, "trainer": trainer, "loss_schedule": schedule}, "epoch",
+                                    max_checkpoints=5)
+    checkpoints.attach(trainer)
+    schedule.attach(trainer)
+    values = iter([0.5, 0.4, 0.6, 0.6])
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_dice=next(values)))
+    trainer.run(BATCHES, max_epochs=4)
+    saved = [checkpoints.store.load(entry)["state"]["loss_schedule"]["schedule"] for entry in checkpoints.checkpoints]
+    assert [(s["epoch"], s["best"], s["shifts"]) for s in saved] == [(1, 0.5, 0), (2, 0.5, 1), (3, 0.6, 1), (4, 0.6, 2)]
+
+
+def test_run_resumed_mid_epoch_keeps_the_partial_term_sums():
+    """Ignite resumes an epoch where its iteration count says; the meter keeps the sums it loaded for that epoch."""
+    loss = LossManager.create_loss_function("default_segmentation")
+    net = _network()
+    trainer, opt = _plain_trainer(net, loss)
+    handler = LossScheduleHandler(loss, "adaptive")
+    handler.attach(trainer)
+    calls = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: calls.append(loss.last_components["dice_loss"]))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=4), lambda e: e.terminate())
+    trainer.run(BATCHES, max_epochs=2)  # stops after iteration 4: epoch 2 has one call of three
+    state, trainer_state, model = handler.state_dict(), trainer.state_dict(), net.state_dict()
+    assert state["meter"]["counts"] == {"dice": 1, "bce": 1}
+
+    loss2 = LossManager.create_loss_function("default_segmentation")
+    net2 = _network()
+    net2.load_state_dict(model)
+    trainer2, _ = _plain_trainer(net2, loss2)
+    resumed = LossScheduleHandler(loss2, "adaptive")
+    resumed.attach(trainer2)
+    resumed.load_state_dict(state)
+    trainer2.load_state_dict(trainer_state)
+    trainer2.add_event_handler(Events.ITERATION_COMPLETED, lambda e: calls.append(loss2.last_components["dice_loss"]))
+    trainer2.run(BATCHES, max_epochs=2)
+    assert len(calls) == 6 and [h["epoch"] for h in resumed.history] == [1, 2]
+    assert resumed.history[1]["losses"]["dice"] == pytest.approx(sum(calls[3:]) / 3, rel=1e-6)

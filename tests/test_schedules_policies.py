@@ -79,7 +79,7 @@ def test_cosine_start_weights_fade_a_term_in_and_reach_the_configured_weights():
     # keep = 1, 1, 1, .5, 0, 0: half-way is the mean of start and configured weights
     assert _column(seq, "cldice") == [0.0, 0.0, 0.0, 0.15, 0.3, 0.3]
     assert _column(seq, "dice") == [0.7, 0.7, 0.7, 0.6, 0.5, 0.5]
-    with pytest.raises(SettingsError, match=r"start_weights names \['cl_dice'\]"):
+    with pytest.raises(SettingsError, match=r"start_weights: \['cl_dice'\] are not terms"):
         CosineSchedule({"dice": 0.5, "cldice": 0.5}, start_weights={"cl_dice": 0.0})
     with pytest.raises(SettingsError, match="at least one of the start_weights must be > 0"):
         CosineSchedule({"dice": 0.5, "cldice": 0.5}, start_weights={"dice": 0.0, "cldice": 0.0})
@@ -185,10 +185,22 @@ def test_performance_floors_limits_and_modes():
     assert drained[1:] == [{"dice": 0.0, "bce": 1.0}] * 2 and lower.shifts == 2
 
 
-def test_performance_relative_threshold():
-    schedule = PerformanceSchedule({"dice": 0.5, "bce": 0.5}, patience=1, threshold=0.1)
-    _sequence(schedule, 3, metrics=[0.5, 0.54])  # 0.54 < 0.5 * 1.1
-    assert schedule.shifts == 1
+def test_performance_relative_and_absolute_thresholds_differ_away_from_one():
+    relative = PerformanceSchedule({"dice": 0.5, "bce": 0.5}, patience=1, threshold=0.1, mode="min")
+    absolute = PerformanceSchedule({"dice": 0.5, "bce": 0.5}, patience=1, threshold=0.1, mode="min", threshold_mode="abs")
+    for schedule in (relative, absolute):
+        _sequence(schedule, 3, metrics=[2.0, 1.85])  # 0.15 better: more than 0.1, less than 0.1 * |2.0|
+    assert (relative.shifts, absolute.shifts) == (1, 0)
+    assert (relative.best, absolute.best) == (2.0, 1.85)
+
+
+def test_policies_ignore_non_finite_metrics_themselves():
+    schedule = PerformanceSchedule({"dice": 0.5, "bce": 0.5}, patience=1)
+    for value in (math.nan, math.inf, -math.inf):
+        schedule.evaluation_completed(value)
+    assert (schedule.best, schedule.bad_evaluations, schedule.shifts) == (None, 0, 0)
+    schedule.evaluation_completed(0.5)
+    assert schedule.best == 0.5
 
 
 # ---------------------------------------------------------------------------------------------------- invariants
@@ -246,13 +258,13 @@ def test_state_round_trip_under_weights_only_continues_the_same_sequence(name, p
     [
         ("cosin", {}, r"unknown loss-weight schedule 'cosin'; valid types: \['adaptive', 'cosine', 'step', 'performance'\]"),
         ("cosine", {"epoch": 3}, r"unknown parameter\(s\) \['epoch'\].*valid: \['start_weights', 'end_weights', 'epochs'"),
-        ("cosine", {"end_weights": {"dcie": 1.0}}, r"end_weights names \['dcie'\].*its terms: \['dice', 'bce'\]"),
+        ("cosine", {"end_weights": {"dcie": 1.0}}, r"end_weights: \['dcie'\] are not terms of this loss; its terms: \['dice', 'bce'\]"),
         ("cosine", {"epochs": 0}, "epochs must be a whole number >= 1"),
         ("step", {"gamma": 0}, "gamma must be > 0"),
         ("step", {"gamma": -1}, "gamma must be finite and >= 0"),
         ("step", {"step_size": 2, "milestones": [3]}, "either step_size or milestones"),
         ("step", {"milestones": [3, 2]}, "increasing"),
-        ("step", {"terms": ["cldice"]}, r"terms names \['cldice'\]"),
+        ("step", {"terms": ["cldice"]}, r"terms: \['cldice'\] are not terms"),
         ("adaptive", {"temperature": 0}, "temperature must be a number > 0"),
         ("adaptive", {"min_weight": 0.6}, "make that impossible"),
         ("adaptive", {"min_weight": {"dice": 0.5}, "max_weight": {"dice": 0.4}}, "min_weight exceeds max_weight"),
@@ -296,6 +308,18 @@ def test_rebalance_holds_at_extreme_magnitudes():
         out = rebalance(raw, 1.0, lower, upper)
         assert all(math.isfinite(v) and lower[n] - 1e-12 <= v <= upper[n] + 1e-12 for n, v in out.items()), (raw, out)
         assert sum(out.values()) == pytest.approx(1.0, abs=1e-9), (raw, lower, upper, out)
+
+
+def test_caps_that_add_up_to_the_sum_within_rounding():
+    # every weighted term ends at its cap; the caps sum to 1 only within float rounding
+    schedule = create_schedule("step", {"dice": 0.5, "bce": 0.2, "cldice": 0.3},
+                               {"gamma": 0.9, "step_size": 1, "max_weight": {"dice": 0.2, "bce": 0.45, "cldice": 0.35}})
+    for epoch in (1, 2, 3, 4):
+        weights = schedule.epoch_completed(epoch)
+    assert weights == pytest.approx({"dice": 0.2, "bce": 0.45, "cldice": 0.35})
+    tight = create_schedule("step", {"dice": 0.2, "bce": 0.7, "cldice": 0.1}, {"max_weight": {"dice": 0.2, "bce": 0.7, "cldice": 0.1}})
+    assert sum(tight.weights.values()) == pytest.approx(1.0)
+    assert rebalance({"a": 1.0, "b": 0.0}, 1.0, {"a": 0.0, "b": 0.0}, {"a": 1.0 - 1e-16, "b": INF})["b"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_step_after_hundreds_of_steps_stays_finite():

@@ -52,6 +52,12 @@ def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset,
          "--loss-schedule-params must be a JSON object"),
         (["--loss", "vessel_cldice", "--loss-schedule", "step", "--loss-schedule-params", "{gamma: 2}"],
          "--loss-schedule-params must be a JSON object like"),
+        (["--loss", "vessel_cldice", "--loss-schedule-params", "{\"patience\": 3}"],
+         "are given without a loss_schedule to take them"),
+        (["--loss", "vessel_cldice", "--loss-schedule", "cosine", "--epochs", "1"],
+         "warmup_epochs=0 leaves no epoch of a 1-epoch run to anneal"),
+        (["--loss", "vessel_cldice", "--loss-schedule", "cosine", "--epochs", "10", "--loss-schedule-params",
+          "{\"warmup_epochs\": 12}"], "warmup_epochs=12 leaves no epoch of a 10-epoch run to anneal"),
     ],
 )
 def test_bad_loss_options_exit_2_before_training(tmp_path, capsys, args, message):
@@ -64,5 +70,6 @@ def test_training_config_checks_and_keeps_the_loss_settings():
     config = TrainingConfig(loss="vessel_cldice", loss_schedule="performance", loss_schedule_params={"patience": 3})
     assert config.loss_config()["scheduler"] == {"type": "performance", "params": {"patience": 3}}
     assert TrainingConfig().loss_config() is None
+    assert TrainingConfig(loss="vessel_cldice", loss_schedule="adaptive", loss_schedule_params=None).loss_schedule_params == {}
     with pytest.raises(ValueError, match="patience must be a whole number >= 1"):
         TrainingConfig(loss="vessel_cldice", loss_schedule="performance", loss_schedule_params={"patience": 0})

@@ -6,7 +6,7 @@ import math
 from typing import Any, ClassVar, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.weights import check_weights, clip, per_term, rebalance
+from pipeline.schedules.weights import check_weights, clip, per_term, reachable, rebalance
 
 __all__ = ["WeightSchedule", "check_count", "check_flag"]
 
@@ -67,9 +67,9 @@ class WeightSchedule:
             raise SettingsError(f"min_weight exceeds max_weight for {bad}: {self.lower} > {self.upper}.")
         #: the terms whose weights the schedule moves (the others keep their initial weight)
         self.active = self._active_terms()
-        lower, upper = (sum(bound[t] for t in self.active) for bound in (self.lower, self.upper))
         share = sum(self.initial[t] for t in self.active)
-        if self.normalize and not lower <= share <= upper:
+        lower, upper = ([bound[t] for t in self.active] for bound in (self.lower, self.upper))
+        if self.normalize and not reachable(share, lower, upper):
             raise SettingsError(
                 f"the weights of {self.active} must sum to {share:g} (the sum of their initial weights); "
                 f"min_weight {self.lower} / max_weight {self.upper} make that impossible."
@@ -93,8 +93,10 @@ class WeightSchedule:
         return dict(self.weights)
 
     def evaluation_completed(self, metric: float) -> dict[str, float]:
-        """A validation ended with the monitored ``metric`` (finite; the callers drop NaN). Returns the weights."""
-        self._evaluation_completed(float(metric))
+        """A validation ended with the monitored ``metric``; a NaN or infinite one changes nothing (the callers
+        warn). Returns the weights."""
+        if math.isfinite(float(metric)):
+            self._evaluation_completed(float(metric))
         return dict(self.weights)
 
     def _epoch_completed(self, losses: Mapping[str, float] | None) -> None:

@@ -16,16 +16,17 @@ DEFAULT_EPOCHS = 100
 
 
 class CosineSchedule(WeightSchedule):
-    """Anneal every weight from a start value ``s_k`` to an end value ``e_k`` along half a cosine.
+    """Anneal every weight from a start value ``start_k`` to an end value ``end_k`` along half a cosine.
 
     After ``e`` completed epochs (the weights of epoch ``e + 1``), with warm-up ``W`` and annealing length ``N``::
 
         t = clamp((e - W) / N, 0, 1)
-        w_k = e_k + (s_k - e_k) * (1 + cos(pi * t)) / 2
+        w_k = end_k + (start_k - end_k) * (1 + cos(pi * t)) / 2
 
-    so the weights hold their start values through the warm-up, move slowly, fastest half-way, slowly again, and
-    stay at the end values after ``W + N`` epochs (PyTorch's ``CosineAnnealingLR`` shape, from start to end instead
-    of from ``lr`` to ``eta_min``). The weights are then bounded and, with ``normalize`` (default), scaled to the
+    so epochs ``1 .. W + 1`` train with the start weights (the warm-up, then the cosine's starting point, as
+    PyTorch's ``CosineAnnealingLR`` trains its first epoch at the initial rate); the weights then move slowly, fastest
+    half-way, slowly again, and epochs from ``W + N + 1`` on train with the end weights (``CosineAnnealingLR``'s
+    shape, from start to end instead of from ``lr`` to ``eta_min``). The weights are then bounded and, with ``normalize`` (default), scaled to the
     sum of the loss's weights, so start or end values that sum to something else give *proportions*.
 
     The loss's configured weights are one end of the path: by default the start (then ``end_weights`` default to
@@ -44,7 +45,7 @@ class CosineSchedule(WeightSchedule):
         epochs: annealing length ``N`` in epochs (after the warm-up); ``None``: the rest of the run when attached to
             a trainer (``max_epochs - 1 - warmup_epochs``, so the last epoch trains with the end weights), else
             ``DEFAULT_EPOCHS`` (100).
-        warmup_epochs: ``W``, epochs trained with the start weights before annealing begins.
+        warmup_epochs: ``W``, epochs before the cosine starts (``W + 1`` epochs train with the start weights).
         min_weight, max_weight, normalize: see :class:`~pipeline.schedules.base.WeightSchedule`.
     """
 

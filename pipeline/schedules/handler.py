@@ -127,13 +127,17 @@ class LossScheduleHandler:
     def _check_resumed(self, epoch: int) -> None:
         if epoch == self.schedule.epoch:
             return
-        if epoch > 0 and self.schedule.resume_at(epoch):
+        if epoch > self.schedule.epoch and self.schedule.resume_at(epoch):
             logger.info("the trainer is at epoch %d: the %s loss-weight schedule continues there.", epoch, self.schedule.name)
             return
+        if epoch > self.schedule.epoch:
+            cause = "was the trainer resumed without the schedule's state? Put the LossScheduleHandler into the checkpoint's to_save"
+        else:
+            cause = ("was the schedule's state loaded but not the trainer's, or did the trainer start its finished run "
+                     "again from epoch 0? The schedule goes on from its own epoch")
         logger.warning(
-            "the trainer is at epoch %d but the %s loss-weight schedule at epoch %d: was the trainer resumed without "
-            "the schedule's state? Put the LossScheduleHandler into the checkpoint's to_save.",
-            epoch, self.schedule.name, self.schedule.epoch,
+            "the trainer is at epoch %d but the %s loss-weight schedule at epoch %d: %s.", epoch, self.schedule.name,
+            self.schedule.epoch, cause,
         )
 
     def _epoch_started(self, engine: Engine) -> None:

@@ -19,8 +19,10 @@ logger = logging.getLogger(__name__)
 
 #: metric names a performance schedule follows, in this order, when no monitor is given (all: higher is better)
 MONITOR_GUESSES = ("val_mean_dice", "val_dice", "mean_dice", "dice")
-#: attribute of a CombinedLoss that refers (weakly) to the LossScheduler that owns its weights
+#: attributes of a CombinedLoss: the LossScheduler that owns its weights (a weak reference), and the weights it had
+#: before, which every schedule starts from and ``close`` restores
 _OWNER = "_loss_scheduler"
+_CONFIGURED = "_configured_weights"
 
 
 class LossScheduler:
@@ -60,6 +62,12 @@ class LossScheduler:
                 "a loss-weight schedule needs a pipeline CombinedLoss (named, weighted terms), got "
                 f"{type(loss_function).__name__}; build it with LossManager.create_loss_function(...)."
             )
+        owner = getattr(loss_function, _OWNER, lambda: None)()
+        if owner is not None:  # two schedules would overwrite each other's weights: the new one takes over
+            logger.warning("a new loss-weight schedule (%s) replaces %r on this loss.", schedule, owner.schedule)
+            owner.close()  # gives the loss back its configured weights
+        elif _CONFIGURED in loss_function.__dict__:  # an earlier schedule was dropped without close(): the same
+            loss_function.set_weights(loss_function.__dict__[_CONFIGURED])
         if isinstance(schedule, WeightSchedule):
             if params:
                 raise SettingsError(f"params {sorted(params)} given with an already built schedule {schedule!r}.")
@@ -69,11 +77,8 @@ class LossScheduler:
                 )
         else:
             schedule = create_schedule(schedule, loss_function.weights, params)
-        owner = getattr(loss_function, _OWNER, lambda: None)()
-        if owner is not None:  # two schedules would overwrite each other's weights: the new one takes over
-            logger.warning("a new loss-weight schedule %r replaces %r on this loss.", schedule, owner.schedule)
-            owner.close()
         loss_function.__dict__[_OWNER] = weakref.ref(self)
+        loss_function.__dict__[_CONFIGURED] = dict(loss_function.weights)
         self.closed = False
         self.loss = loss_function
         self.schedule = schedule
@@ -181,11 +186,13 @@ class LossScheduler:
         return self.apply()
 
     def close(self) -> None:
-        """Stop following the loss's calls and release its weights to another schedule."""
+        """Stop following the loss's calls and give the loss back the weights it had before this schedule (so a
+        new schedule starts from the configured weights, not from where this one ended)."""
         self.closed = True
         self.meter.close()
         if getattr(self.loss, _OWNER, lambda: None)() is self:
             del self.loss.__dict__[_OWNER]
+            self.loss.set_weights(self.loss.__dict__.pop(_CONFIGURED))
 
     def state_dict(self) -> dict[str, Any]:
         """The schedule's state, the epoch's partial term sums and the history (plain numbers and lists)."""

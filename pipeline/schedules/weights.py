@@ -7,11 +7,19 @@ from typing import Any, Mapping, Sequence
 
 from pipeline.errors import SettingsError
 
-__all__ = ["check_weights", "check_names", "per_term", "rebalance", "clip"]
+__all__ = ["check_weights", "check_names", "per_term", "rebalance", "reachable", "clip"]
 
 
 #: a raw weight this small next to the largest one is taken as 0 by :func:`rebalance`
 _NEGLIGIBLE = 1e-200
+#: relative rounding allowed when bounds must add up to a sum
+_TOLERANCE = 1e-12
+
+
+def reachable(total: float, lower: Sequence[float], upper: Sequence[float]) -> bool:
+    """Whether weights within the bounds can sum to ``total`` (within rounding)."""
+    slack = _TOLERANCE * max(abs(total), 1.0)
+    return sum(lower) <= total + slack and sum(upper) >= total - slack
 
 
 def _number(name: str, value: Any) -> float:
@@ -51,7 +59,7 @@ def check_names(given: Sequence[str] | Mapping[str, Any], terms: Sequence[str], 
     names = list(given)
     unknown = [n for n in names if n not in terms]
     if unknown:
-        raise SettingsError(f"{what} names {unknown}, which are not terms of this loss; its terms: {list(terms)}.")
+        raise SettingsError(f"{what}: {unknown} are not terms of this loss; its terms: {list(terms)}.")
     return names
 
 
@@ -89,7 +97,7 @@ def rebalance(
         ValueError: the bounds make ``total`` unreachable (``sum(lower) > total`` or ``sum(upper) < total``).
     """
     names = list(raw)
-    if sum(lower[k] for k in names) > total * (1 + 1e-12) or sum(upper[k] for k in names) < total * (1 - 1e-12):
+    if not reachable(total, [lower[k] for k in names], [upper[k] for k in names]):
         raise SettingsError(
             f"weight bounds {dict(lower)} .. {dict(upper)} cannot give weights that sum to {total:g} for terms {names}."
         )
@@ -100,7 +108,7 @@ def rebalance(
     zero = [k for k in names if k not in positive]
     raw = {k: positive.get(k, 0.0) for k in names}
     reach = sum(upper[k] for k in positive) + sum(lower[k] for k in zero)
-    if reach < total:
+    if zero and reach < total - _TOLERANCE * max(total, 1.0):
         # even at their upper bounds the weighted terms leave some of the total: the unweighted ones share it
         fixed = {k: upper[k] for k in positive}
         rest = rebalance(dict.fromkeys(zero, 1.0), total - sum(fixed.values()), lower, upper)
@@ -114,7 +122,8 @@ def rebalance(
             break
         below, at_below = kink, at_kink
     else:
-        # past the last kink only the terms without an upper bound still grow, linearly
+        # past the last kink only the terms without an upper bound still grow, linearly (none: every term is at its
+        # cap, which is the total within rounding)
         slope = sum(r for k, r in positive.items() if math.isinf(upper[k]))
-        lam = below + (total - at_below) / slope
+        lam = below + (total - at_below) / slope if slope > 0 else below
     return {k: min(max(lam * raw[k], lower[k]), upper[k]) for k in names}

@@ -126,7 +126,9 @@ class TrainingConfig:
             )
         if self.max_checkpoints < 1:
             raise SettingsError(f"max_checkpoints must be >= 1, got {self.max_checkpoints}.")
-        if self.loss is not None or self.loss_schedule is not None:
+        if self.loss_schedule_params is None:
+            self.loss_schedule_params = {}
+        if self.loss is not None or self.loss_schedule is not None or self.loss_schedule_params:
             self.loss_config()  # unknown preset, schedule or parameter: fail before any training
 
     def loss_config(self) -> dict[str, Any] | None:
@@ -134,8 +136,13 @@ class TrainingConfig:
         ``DiceFocalLoss``), checked by building it once.
 
         Raises:
-            SettingsError: unknown preset, schedule or schedule parameter, or a schedule without a ``loss`` preset.
+            SettingsError: unknown preset, schedule or schedule parameter, a schedule without a ``loss`` preset,
+                parameters without a schedule, or a schedule that does not fit into ``epochs``.
         """
+        if self.loss_schedule is None and self.loss_schedule_params:
+            raise SettingsError(
+                f"loss_schedule_params {self.loss_schedule_params} are given without a loss_schedule to take them."
+            )
         if self.loss is None:
             if self.loss_schedule is not None:
                 raise SettingsError(
@@ -144,11 +151,17 @@ class TrainingConfig:
                 )
             return None
         from pipeline.losses import create_loss_function, get_preset_loss_config
+        from pipeline.schedules import create_schedule
 
         config = get_preset_loss_config(self.loss)
+        loss = create_loss_function(config)
         if self.loss_schedule is not None:
+            if not isinstance(self.loss_schedule_params, dict):
+                raise SettingsError(f"loss_schedule_params must be a dict, got {self.loss_schedule_params!r}.")
             config["scheduler"] = {"type": self.loss_schedule, "params": dict(self.loss_schedule_params)}
-        create_loss_function(config)
+            schedule = create_schedule(self.loss_schedule, loss.weights, self.loss_schedule_params)
+            if hasattr(schedule, "set_run_length"):
+                schedule.set_run_length(self.epochs)  # a warm-up longer than the run fails here, not at epoch 1
         return config
 
     def network_args(self) -> dict[str, Any]:
