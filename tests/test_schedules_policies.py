@@ -185,6 +185,23 @@ def test_performance_floors_limits_and_modes():
     assert drained[1:] == [{"dice": 0.0, "bce": 1.0}] * 2 and lower.shifts == 2
 
 
+def test_start_weights_for_every_schedule_keep_the_configured_sum():
+    configured = {"dice": 0.5, "bce": 0.2, "cldice": 0.3}
+    # performance: no clDice until Dice stops improving; the start (.5, .2, 0) is scaled to the sum 1
+    plateau = PerformanceSchedule(configured, start_weights={"cldice": 0.0}, patience=1, shift=0.1, threshold=0.0)
+    seq = _sequence(plateau, 4, metrics=[0.5, 0.6, 0.6])
+    assert seq[0] == pytest.approx({"dice": 0.5 / 0.7, "bce": 0.2 / 0.7, "cldice": 0.0})
+    assert seq[3] == pytest.approx({"dice": 0.5 / 0.7 - 0.1 * 5 / 7, "bce": 0.2 / 0.7 - 0.1 * 2 / 7, "cldice": 0.1})
+    # step: the factor applies to the start weights
+    step = StepSchedule(configured, start_weights={"dice": 0.8, "bce": 0.2, "cldice": 0.0}, step_size=1, gamma=0.5)
+    assert _sequence(step, 2)[1] == pytest.approx({"dice": 0.4 / 0.6, "bce": 0.2 / 0.6, "cldice": 0.0})
+    # adaptive: a term that starts at 0 is not computed, so it does not take part
+    adaptive = AdaptiveSchedule(configured, start_weights={"cldice": 0.0})
+    assert adaptive.active == ["dice", "bce"]
+    seq = _sequence(adaptive, 3, [{"dice": 1.0, "bce": 1.0}, {"dice": 0.5, "bce": 1.0}])
+    assert seq[2]["cldice"] == 0.0 and sum(seq[2].values()) == pytest.approx(1.0) and seq[2]["bce"] > seq[2]["dice"]
+
+
 def test_performance_relative_and_absolute_thresholds_differ_away_from_one():
     relative = PerformanceSchedule({"dice": 0.5, "bce": 0.5}, patience=1, threshold=0.1, mode="min")
     absolute = PerformanceSchedule({"dice": 0.5, "bce": 0.5}, patience=1, threshold=0.1, mode="min", threshold_mode="abs")

@@ -26,22 +26,22 @@ class AdaptiveSchedule(WeightSchedule):
         r_k = L_k(t-1) / L_k(t-2)
         w_k = S * p_k * exp(r_k / T) / sum_j p_j * exp(r_j / T)
 
-    where ``S`` is the sum of the initial weights, ``T`` the temperature and ``p_k = 1`` (the paper; with
-    ``keep_ratios=True``, ``p_k`` is the initial weight, so the configured proportions stay the baseline). A term whose
-    loss falls more slowly (``r_k`` nearer 1 or above) gets more weight. Epochs 1 and 2 train with the initial weights.
+    where ``S`` is the sum of the configured weights, ``T`` the temperature and ``p_k = 1`` (the paper; with
+    ``keep_ratios=True``, ``p_k`` is the start weight, so the configured proportions stay the baseline). A term whose
+    loss falls more slowly (``r_k`` nearer 1 or above) gets more weight. Epochs 1 and 2 train with the start weights.
     A larger ``T`` gives weights closer to equal. The weights are then bounded (``min_weight``/``max_weight``) and
     their sum kept at ``S``. An exponent ``(r_k - max_j r_j) / T`` is held at -50 at the lowest, so no term's weight
     becomes exactly 0 (a term weighted 0 is not computed, and could then never come back).
 
-    Only the terms with an initial weight > 0 take part (a term weighted 0 is not computed, so it has no loss to
+    Only the terms with a start weight > 0 take part (a term weighted 0 is not computed, so it has no loss to
     follow); the others stay at 0. An epoch whose loss ratio is not finite or positive for a term (NaN or inf loss,
     a loss of 0) leaves the weights as they are, with a warning.
 
     Args:
         initial: the weights at the start (``loss.weights``).
         temperature: ``T`` > 0 (the paper uses 2).
-        keep_ratios: weigh the softmax by the initial weights.
-        min_weight, max_weight: see :class:`~pipeline.schedules.base.WeightSchedule`.
+        keep_ratios: weigh the softmax by the start weights.
+        min_weight, max_weight, start_weights: see :class:`~pipeline.schedules.base.WeightSchedule`.
     """
 
     name = "adaptive"
@@ -53,8 +53,9 @@ class AdaptiveSchedule(WeightSchedule):
         keep_ratios: bool = False,
         min_weight: float | Mapping[str, float] | None = None,
         max_weight: float | Mapping[str, float] | None = None,
+        start_weights: Mapping[str, float] | None = None,
     ) -> None:
-        super().__init__(initial, min_weight, max_weight, normalize=True)
+        super().__init__(initial, min_weight, max_weight, True, start_weights)
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
             raise SettingsError(f"temperature must be a number > 0, got {temperature!r}.")
         self.temperature = float(temperature)
@@ -63,7 +64,7 @@ class AdaptiveSchedule(WeightSchedule):
         self.recent: list[dict[str, float]] = []
 
     def _active_terms(self) -> list[str]:
-        return [t for t in self.terms if self.initial[t] > 0]
+        return [t for t in self.terms if self.start[t] > 0]
 
     def _epoch_completed(self, losses: Mapping[str, float] | None) -> None:
         missing = [t for t in self.active if losses is None or t not in losses]
@@ -86,13 +87,11 @@ class AdaptiveSchedule(WeightSchedule):
             return
         top = max(ratios.values())  # softmax shifted by its largest exponent: no overflow for any T
         raw = {
-            t: (self.initial[t] if self.keep_ratios else 1.0)
+            t: (self.start[t] if self.keep_ratios else 1.0)
             * math.exp(max((ratios[t] - top) / self.temperature, _MIN_EXPONENT))
             for t in self.active
         }
-        share = sum(raw.values())
-        scale = sum(self.initial[t] for t in self.active) / share
-        self.weights = self.settle({**self.weights, **{t: raw[t] * scale for t in self.active}})
+        self.weights = self.settle({**self.weights, **raw})  # scaled to S (the normalisation of the formula)
 
     def _extra_state(self) -> dict[str, Any]:
         return {"recent": [dict(r) for r in self.recent]}

@@ -6,7 +6,7 @@ import math
 from typing import Any, ClassVar, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.weights import check_weights, clip, per_term, reachable, rebalance
+from pipeline.schedules.weights import check_names, check_weights, clip, per_term, reachable, rebalance
 
 __all__ = ["WeightSchedule", "check_count", "check_flag"]
 
@@ -34,15 +34,18 @@ class WeightSchedule:
     handler :class:`~pipeline.schedules.handler.LossScheduleHandler` apply its weights. Its state is plain numbers,
     so it loads with ``torch.load(weights_only=True)``.
 
-    Every schedule keeps each weight within ``[min_weight, max_weight]``; with ``normalize`` (always for the schedules
-    that move weight between terms) the weights are then scaled to sum to the sum of the initial weights, by
-    :func:`~pipeline.schedules.weights.rebalance`.
+    The loss's configured weights (``initial``) fix the sum ``S``; the schedule starts from them, or from
+    ``start_weights`` (e.g. a topology term at 0, to be given weight later). Every schedule keeps each weight within
+    ``[min_weight, max_weight]``; with ``normalize`` (always for the schedules that move weight between terms) the
+    weights are then scaled to sum to ``S``, by :func:`~pipeline.schedules.weights.rebalance`.
 
     Args:
-        initial: the weights the training starts with (name -> weight), usually ``loss.weights``.
+        initial: the loss's configured weights (name -> weight), ``loss.weights``.
         min_weight: lower bound, for all terms or per term (name -> bound; unnamed terms: 0).
         max_weight: upper bound, for all terms or per term (default: no bound other than the sum).
-        normalize: scale the weights to keep their sum at the initial sum.
+        normalize: scale the weights to keep their sum at ``S``.
+        start_weights: the weights of the first epoch, per term (terms not named: their configured weight);
+            scaled to ``S`` with ``normalize``. Default: the configured weights.
     """
 
     name: ClassVar[str] = ""
@@ -55,27 +58,48 @@ class WeightSchedule:
         min_weight: float | Mapping[str, float] | None = None,
         max_weight: float | Mapping[str, float] | None = None,
         normalize: bool = True,
+        start_weights: Mapping[str, float] | None = None,
     ) -> None:
         self.initial = check_weights(initial, "initial loss weight")
         self.terms = list(self.initial)
         self.total = sum(self.initial.values())
         self.normalize = check_flag("normalize", normalize)
+        #: the weights the schedule starts from
+        self.start = self.named_weights("start_weights", start_weights) or dict(self.initial)
         self.lower = per_term(min_weight, self.terms, 0.0, "min_weight")
         self.upper = per_term(max_weight, self.terms, math.inf, "max_weight")
         bad = [t for t in self.terms if self.lower[t] > self.upper[t]]
         if bad:
             raise SettingsError(f"min_weight exceeds max_weight for {bad}: {self.lower} > {self.upper}.")
-        #: the terms whose weights the schedule moves (the others keep their initial weight)
+        #: the terms whose weights the schedule moves (the others keep their start weight)
         self.active = self._active_terms()
-        share = sum(self.initial[t] for t in self.active)
+        share = self.total - sum(self.start[t] for t in self.terms if t not in self.active)
         lower, upper = ([bound[t] for t in self.active] for bound in (self.lower, self.upper))
         if self.normalize and not reachable(share, lower, upper):
             raise SettingsError(
-                f"the weights of {self.active} must sum to {share:g} (the sum of their initial weights); "
-                f"min_weight {self.lower} / max_weight {self.upper} make that impossible."
+                f"the weights of {self.active} must sum to {share:g} (with the others, the sum of the configured "
+                f"weights {self.initial}); min_weight {self.lower} / max_weight {self.upper} make that impossible."
             )
         self.epoch = 0
-        self.weights: dict[str, float] = self.settle(self.initial)
+        self.weights: dict[str, float] = self.settle(self.start)
+
+    def named_weights(self, what: str, given: Mapping[str, float] | None) -> dict[str, float] | None:
+        """``given`` (term -> weight) checked and completed with the configured weights of the terms it does not
+        name; None when not given.
+
+        Raises:
+            ValueError: not a dict, an unknown term, a weight that is not a finite number >= 0, or all 0.
+        """
+        if given is None:
+            return None
+        if not isinstance(given, Mapping):
+            raise SettingsError(f"{what} must be a dict of term -> weight, got {given!r}.")
+        check_names(given, self.terms, what)
+        values = per_term(given, self.terms, 0.0, what)
+        weights = {t: values[t] if t in given else self.initial[t] for t in self.terms}
+        if not any(v > 0 for v in weights.values()):
+            raise SettingsError(f"at least one of the {what} must be > 0, got {weights}.")
+        return weights
 
     # ------------------------------------------------------------------------------------------------ policy
     def epoch_completed(self, epoch: int, losses: Mapping[str, float] | None = None) -> dict[str, float]:

@@ -7,7 +7,6 @@ from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
 from pipeline.schedules.base import WeightSchedule, check_count
-from pipeline.schedules.weights import check_names, per_term
 
 __all__ = ["CosineSchedule", "DEFAULT_EPOCHS"]
 
@@ -62,25 +61,11 @@ class CosineSchedule(WeightSchedule):
         max_weight: float | Mapping[str, float] | None = None,
         normalize: bool = True,
     ) -> None:
-        super().__init__(initial, min_weight, max_weight, normalize)
-        self.start = self._path_end("start_weights", start_weights) or dict(self.initial)
+        super().__init__(initial, min_weight, max_weight, normalize, start_weights)
         equal = dict.fromkeys(self.terms, self.total / len(self.terms))
-        self.end = self._path_end("end_weights", end_weights) or (dict(self.initial) if start_weights else equal)
+        self.end = self.named_weights("end_weights", end_weights) or (dict(self.initial) if start_weights else equal)
         self.epochs = None if epochs is None else check_count("epochs", epochs, 1)
         self.warmup_epochs = check_count("warmup_epochs", warmup_epochs)
-        self.weights = self.weights_after(0)
-
-    def _path_end(self, what: str, given: Mapping[str, float] | None) -> dict[str, float] | None:
-        if given is None:
-            return None
-        if not isinstance(given, Mapping):
-            raise SettingsError(f"{what} must be a dict of term -> weight, got {given!r}.")
-        check_names(given, self.terms, what)
-        values = per_term(given, self.terms, 0.0, what)
-        weights = {t: values[t] if t in given else self.initial[t] for t in self.terms}
-        if not any(v > 0 for v in weights.values()):
-            raise SettingsError(f"at least one of the {what} must be > 0, got {weights}.")
-        return weights
 
     def set_run_length(self, max_epochs: int) -> None:
         """Anneal over the rest of a run of ``max_epochs`` epochs, reaching the end weights in its last epoch,

@@ -50,7 +50,9 @@ class PerformanceSchedule(WeightSchedule):
         shift: the fraction of ``S`` moved per shift, in (0, 1].
         from_terms: the group that gives weight; to_terms: the group that receives it.
         max_shifts: the most shifts in a run (None: no limit).
-        min_weight, max_weight: see :class:`~pipeline.schedules.base.WeightSchedule`.
+        min_weight, max_weight, start_weights: see :class:`~pipeline.schedules.base.WeightSchedule`; e.g.
+            ``start_weights={"cldice": 0}`` on ``vessel_cldice`` starts without clDice and gives it weight only when
+            Dice stops improving.
     """
 
     name = "performance"
@@ -71,8 +73,9 @@ class PerformanceSchedule(WeightSchedule):
         max_shifts: int | None = None,
         min_weight: float | Mapping[str, float] | None = None,
         max_weight: float | Mapping[str, float] | None = None,
+        start_weights: Mapping[str, float] | None = None,
     ) -> None:
-        super().__init__(initial, min_weight, max_weight, normalize=True)
+        super().__init__(initial, min_weight, max_weight, True, start_weights)
         if len(self.terms) < 2:
             raise SettingsError(f"the performance schedule moves weight between terms; this loss has only {self.terms}.")
         if mode not in _MODES:

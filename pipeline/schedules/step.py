@@ -27,7 +27,7 @@ class StepSchedule(WeightSchedule):
     After ``e`` completed epochs (the weights of epoch ``e + 1``)::
 
         n = floor(e / step_size)                  (or: the number of milestones <= e)
-        w_k = clip(s_k * gamma_k ** n, min_weight_k, max_weight_k)
+        w_k = clip(start_k * gamma_k ** n, min_weight_k, max_weight_k)
 
     then, with ``normalize`` (default), scaled to the initial sum within the bounds. ``gamma_k`` is ``gamma`` for the
     terms in ``terms`` and 1 for the others, or given per term as a dict. With ``normalize``, a factor < 1 on one
@@ -43,7 +43,7 @@ class StepSchedule(WeightSchedule):
         step_size: epochs between steps (default 10 when no ``milestones``).
         milestones: epochs (completed, increasing) after which a step happens, instead of ``step_size``.
         terms: the terms a single ``gamma`` applies to (default: the first term).
-        min_weight, max_weight, normalize: see :class:`~pipeline.schedules.base.WeightSchedule`.
+        min_weight, max_weight, normalize, start_weights: see :class:`~pipeline.schedules.base.WeightSchedule`.
     """
 
     name = "step"
@@ -58,8 +58,9 @@ class StepSchedule(WeightSchedule):
         min_weight: float | Mapping[str, float] | None = None,
         max_weight: float | Mapping[str, float] | None = None,
         normalize: bool = True,
+        start_weights: Mapping[str, float] | None = None,
     ) -> None:
-        super().__init__(initial, min_weight, max_weight, normalize)
+        super().__init__(initial, min_weight, max_weight, normalize, start_weights)
         if isinstance(gamma, Mapping):
             if terms is not None:
                 raise SettingsError("give either gamma per term (a dict) or terms with one gamma, not both.")
@@ -93,7 +94,7 @@ class StepSchedule(WeightSchedule):
     def weights_after(self, epoch: int) -> dict[str, float]:
         """The weights for epoch ``epoch + 1`` (``epoch`` epochs completed)."""
         n = self.steps_after(epoch)
-        return self.settle({k: self.initial[k] * _power(self.gamma[k], n) for k in self.terms})
+        return self.settle({k: self.start[k] * _power(self.gamma[k], n) for k in self.terms})
 
     def _epoch_completed(self, losses: Mapping[str, float] | None) -> None:
         self.weights = self.weights_after(self.epoch)
