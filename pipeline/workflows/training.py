@@ -17,9 +17,9 @@ from pipeline.data import check_items, load_datalist, make_loader
 from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
 from pipeline.handlers import EpochSummaryLogger
 from pipeline.losses import create_loss_function
-from pipeline.schedules import LossScheduleHandler
 from pipeline.networks import create_unet
 from pipeline.plots import plot_training_curves
+from pipeline.schedules import LossScheduleHandler
 from pipeline.workflows.config import CONFIG_NAME, TrainingConfig, resolve_device
 from transforms import get_train_transforms, get_val_transforms
 
