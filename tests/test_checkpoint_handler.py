@@ -8,8 +8,8 @@ import os
 import pytest
 import torch
 from ignite.engine import Engine, Events
-from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import MeanDice, ValidationHandler, from_engine
+from monai.engines import SupervisedTrainer
+from monai.handlers import ValidationHandler
 from monai.inferers import SimpleInferer
 from monai.losses import DiceLoss
 
@@ -17,6 +17,7 @@ from pipeline.checkpoint import CheckpointHandler, CheckpointStore, atomic
 from pipeline.checkpoint.checkpointer import Checkpointer
 from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy
 from pipeline.errors import CheckpointError, SettingsError
+from tiny_engines import dice_evaluator  # tests/tiny_engines.py
 
 DATA = [torch.randn(2, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
 
@@ -117,14 +118,7 @@ def test_monai_trainer_and_evaluator_with_key_metric(tmp_path):
     volume = torch.rand(1, 1, 8, 8, 8)
     label = (volume > 0.5).float()
     batches = [{"image": volume, "label": label}] * 2
-    evaluator = SupervisedEvaluator(
-        device="cpu",
-        val_data_loader=batches[:1],
-        network=net,
-        inferer=SimpleInferer(),
-        postprocessing=lambda d: {**d, "pred": (d["pred"] > 0).float()} if isinstance(d, dict) else d,
-        key_val_metric={"val_mean_dice": MeanDice(output_transform=from_engine(["pred", "label"]))},
-    )
+    evaluator = dice_evaluator(net, batches[:1])
     trainer = SupervisedTrainer(
         device="cpu",
         max_epochs=4,

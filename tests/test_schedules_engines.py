@@ -9,14 +9,15 @@ import math
 import pytest
 import torch
 from ignite.engine import Engine, Events
-from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import MeanDice, ValidationHandler, from_engine
+from monai.engines import SupervisedTrainer
+from monai.handlers import ValidationHandler
 from monai.inferers import SimpleInferer
 
 from pipeline import CheckpointHandler, LossManager
 from pipeline.errors import SettingsError
 from pipeline.losses import CombinedLoss
 from pipeline.schedules import AdaptiveSchedule, LossScheduleHandler, LossScheduler, PerformanceSchedule
+from tiny_engines import dice_evaluator  # tests/tiny_engines.py
 
 VOLUMES = [torch.rand(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
 BATCHES = [{"image": v, "label": (v > 0.6).float()} for v in VOLUMES]
@@ -93,14 +94,7 @@ def test_adaptive_follows_the_epoch_means_of_the_terms():
 
 def _monai_engines(net, loss, val_interval=1):
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    evaluator = SupervisedEvaluator(
-        device="cpu",
-        val_data_loader=BATCHES[:1],
-        network=net,
-        inferer=SimpleInferer(),
-        postprocessing=lambda d: {**d, "pred": (d["pred"] > 0).float()} if isinstance(d, dict) else d,
-        key_val_metric={"val_mean_dice": MeanDice(output_transform=from_engine(["pred", "label"]))},
-    )
+    evaluator = dice_evaluator(net, BATCHES[:1])
     trainer = SupervisedTrainer(
         device="cpu",
         max_epochs=6,
@@ -344,11 +338,7 @@ def test_evaluator_given_to_the_constructor_for_monai_train_handlers():
     loss = LossManager.create_loss_function("vessel_cldice")
     net = _network()
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    evaluator = SupervisedEvaluator(
-        device="cpu", val_data_loader=BATCHES[:1], network=net, inferer=SimpleInferer(),
-        postprocessing=lambda d: {**d, "pred": (d["pred"] > 0).float()} if isinstance(d, dict) else d,
-        key_val_metric={"val_mean_dice": MeanDice(output_transform=from_engine(["pred", "label"]))},
-    )
+    evaluator = dice_evaluator(net, BATCHES[:1])
     handler = LossScheduleHandler(loss, "performance", {"patience": 1, "threshold": 0.5}, evaluator=evaluator)
     trainer = SupervisedTrainer(device="cpu", max_epochs=3, train_data_loader=BATCHES, network=net, optimizer=opt,
                                 loss_function=loss, inferer=SimpleInferer(),
