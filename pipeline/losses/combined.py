@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -12,6 +11,7 @@ from torch.nn.modules.loss import _Loss
 from pipeline.errors import InputError, SettingsError
 from pipeline.losses.base import LogitsLoss, as_tensor, check_binary, check_same_shape
 from pipeline.losses.registry import LOSS_TERMS, build_term, check_term_name
+from pipeline.losses.weights import check_weights
 
 __all__ = ["CombinedLoss", "TOTAL_KEY", "component_key"]
 
@@ -101,18 +101,8 @@ class CombinedLoss(_Loss):
         for name, value in {**dict(weights or {}), **named}.items():
             if name not in new:
                 raise SettingsError(f"no loss term named {name!r} in this CombinedLoss; its terms: {list(new)}.")
-            try:
-                if isinstance(value, (bool, str)) or (isinstance(value, torch.Tensor) and value.numel() != 1):
-                    raise TypeError
-                value = float(value)  # numbers, numpy scalars and one-element tensors
-            except (TypeError, ValueError):
-                raise SettingsError(f"weight of {name!r} must be a number, got {value!r}.") from None
-            if not math.isfinite(value) or value < 0:
-                raise SettingsError(f"weight of {name!r} must be finite and >= 0, got {value}.")
             new[name] = value
-        if not any(v > 0 for v in new.values()):
-            raise SettingsError(f"at least one loss weight must be > 0, got {new}.")
-        self._weights.update(new)
+        self._weights.update(check_weights(new, "loss weight"))
 
     def set_weight(self, name: str, value: float) -> None:
         """Change one weight (see :meth:`set_weights`)."""

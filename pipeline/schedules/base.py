@@ -6,7 +6,8 @@ import math
 from typing import Any, ClassVar, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.weights import check_names, check_weights, clip, per_term, reachable, rebalance
+from pipeline.losses.weights import check_weights
+from pipeline.schedules.weights import check_names, clip, per_term, reachable, rebalance
 
 __all__ = ["WeightSchedule", "check_count", "check_flag"]
 

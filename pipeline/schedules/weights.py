@@ -6,8 +6,9 @@ import math
 from typing import Any, Mapping, Sequence
 
 from pipeline.errors import SettingsError
+from pipeline.losses.weights import check_weight
 
-__all__ = ["check_weights", "check_names", "per_term", "rebalance", "reachable", "clip"]
+__all__ = ["check_names", "per_term", "rebalance", "reachable", "clip"]
 
 
 #: a raw weight this small next to the largest one is taken as 0 by :func:`rebalance`
@@ -20,30 +21,6 @@ def reachable(total: float, lower: Sequence[float], upper: Sequence[float]) -> b
     """Whether weights within the bounds can sum to ``total`` (within rounding)."""
     slack = _TOLERANCE * max(abs(total), 1.0)
     return sum(lower) <= total + slack and sum(upper) >= total - slack
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, (bool, str)):
-        raise SettingsError(f"{name} must be a number, got {value!r}.")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(value) or value < 0:
-        raise SettingsError(f"{name} must be finite and >= 0, got {value}.")
-    return value
-
-
-def check_weights(weights: Mapping[str, Any], what: str = "weight") -> dict[str, float]:
-    """``weights`` as a dict of floats, each finite and >= 0, at least one > 0.
-
-    Raises:
-        ValueError: a weight that is not a finite number >= 0, or all weights 0.
-    """
-    checked = {name: _number(f"{what} of {name!r}", value) for name, value in dict(weights).items()}
-    if not any(v > 0 for v in checked.values()):
-        raise SettingsError(f"at least one {what} must be > 0, got {checked}.")
-    return checked
 
 
 def check_names(given: Sequence[str] | Mapping[str, Any], terms: Sequence[str], what: str) -> list[str]:
@@ -69,8 +46,8 @@ def per_term(value: float | Mapping[str, float] | None, terms: Sequence[str], de
         return dict.fromkeys(terms, default)
     if isinstance(value, Mapping):
         check_names(value, terms, what)
-        return {t: _number(f"{what}[{t!r}]", value[t]) if t in value else default for t in terms}
-    number = _number(what, value)
+        return {t: check_weight(f"{what}[{t!r}]", value[t]) if t in value else default for t in terms}
+    number = check_weight(what, value)
     return dict.fromkeys(terms, number)
 
 
