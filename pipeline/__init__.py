@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["DatasetError", "check_items", "check_pair", "load_datalist", "make_loader"], "pipeline.data"),
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.handlers",
+    "MLflowTracker": "pipeline.tracking",
     "create_unet": "pipeline.networks",
     **dict.fromkeys(["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset"], "pipeline.phantoms"),
     **dict.fromkeys(

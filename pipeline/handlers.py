@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ignite.engine import Engine, Events
 
-__all__ = ["EpochSummaryLogger", "run_first", "run_last"]
+__all__ = ["EpochSummaryLogger", "output_losses", "schedule_values", "run_first", "run_last"]
 
 
 def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
@@ -31,6 +31,31 @@ def run_first(engine: Engine, event: Any, handler: Callable) -> None:
 def run_last(engine: Engine, event: Any, handler: Callable) -> None:
     """Make ``handler``, already attached to ``event``, the last of that event's handlers (so far)."""
     _move(engine, event, handler, -1)
+
+
+def output_losses(output: Any) -> list[float]:
+    """The training losses in an engine's ``state.output``: MONAI's dict (or list of dicts, one per sample) with a
+    ``"loss"`` entry, or a plain number / one-element tensor (a plain Ignite process function's return)."""
+    items = output if isinstance(output, list) else [output]
+    losses = []
+    for item in items:
+        value = item.get("loss") if isinstance(item, dict) else item
+        if value is None or isinstance(value, (str, bytes)):
+            continue
+        try:
+            losses.append(float(value))
+        except (TypeError, ValueError, RuntimeError):
+            continue
+    return losses
+
+
+def schedule_values(weights: Mapping[str, float] | None, components: Mapping[str, float] | None) -> dict[str, float]:
+    """A loss's term weights and mean term losses as history/metric entries: ``weight_<term>`` and ``<term>_loss``
+    (what :class:`~pipeline.schedules.LossScheduleHandler` publishes as ``state.loss_weights`` and
+    ``state.loss_components``)."""
+    values = {f"weight_{name}": float(w) for name, w in (weights or {}).items()}
+    values.update({f"{name}_loss": float(v) for name, v in (components or {}).items()})
+    return values
 
 
 class EpochSummaryLogger:
@@ -69,12 +94,9 @@ class EpochSummaryLogger:
         self._epoch_start = time.perf_counter()
 
     def _accumulate(self, engine: Engine) -> None:
-        output = engine.state.output
-        items = output if isinstance(output, list) else [output]
-        for item in items:
-            if isinstance(item, dict) and "loss" in item:
-                self._loss_sum += float(item["loss"])
-                self._loss_count += 1
+        losses = output_losses(engine.state.output)
+        self._loss_sum += sum(losses)
+        self._loss_count += len(losses)
 
     def _log(self, engine: Engine) -> None:
         epoch = engine.state.epoch
@@ -82,8 +104,7 @@ class EpochSummaryLogger:
         text = f"epoch {epoch}/{engine.state.max_epochs}  loss {record['loss']:.4f}"
         weights = getattr(engine.state, "loss_weights", None)
         if weights:
-            record.update({f"weight_{name}": float(w) for name, w in weights.items()})
-            record.update({f"{name}_loss": float(v) for name, v in getattr(engine.state, "loss_components", {}).items()})
+            record.update(schedule_values(weights, getattr(engine.state, "loss_components", {})))
             text += "  weights " + " ".join(f"{name} {w:.3f}" for name, w in weights.items())
         ev = self.evaluator
         if ev is not None and getattr(ev.state, "epoch", 0) and ev.state.metrics and self._validated_now(ev, epoch):
