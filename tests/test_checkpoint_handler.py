@@ -60,7 +60,7 @@ def test_best_on_a_plain_engine_saves_last_and_final(tmp_path):
     payload = handler.store.load(handler.store.newest())
     assert payload["state"]["trainer"]["iteration"] == 15
     assert torch.equal(payload["state"]["model"]["weight"], net.weight)
-    assert set(payload["state"]) == {"model", "optimizer", "trainer", "checkpointer"}
+    assert set(payload["state"]) == {"model", "optimizer", "trainer", "checkpointer", "rng"}  # rng: found from the trainer
     assert payload["state"]["checkpointer"]["strategy"] == {"best": 0.6, "best_epoch": 4}
     history = [(h["epoch"], h["reasons"], h["evicted"]) for h in handler.checkpointer.history]
     assert history == [
@@ -205,7 +205,7 @@ def test_save_optimizer_off_and_strict_resume(tmp_path):
     handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, "epoch", save_optimizer=False)
     handler.attach(trainer)
     trainer.run(DATA, max_epochs=1)
-    assert set(handler.store.load(handler.store.newest())["state"]) == {"model", "checkpointer"}
+    assert set(handler.store.load(handler.store.newest())["state"]) == {"model", "checkpointer", "trainer", "rng"}
     with_optimizer = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, "epoch")
     with pytest.raises(CheckpointError, match=r"has no state for \['optimizer'\]"):
         with_optimizer.resume("last")

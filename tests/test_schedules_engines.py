@@ -290,7 +290,8 @@ def test_trainer_resumed_without_the_schedule_state(tmp_path, caplog):
         params = {"cosine": {"epochs": 4}, "step": {"step_size": 1}}.get(name)
         schedule = LossScheduleHandler(loss, name, params)
         schedule.attach(trainer)
-        checkpoints = CheckpointHandler(tmp_path / f"{name}{stop_after}{resume}", {"model": net, "trainer": trainer}, "epoch")
+        # discover=False: the schedule handler is left out of the checkpoint on purpose
+        checkpoints = CheckpointHandler(tmp_path / f"{name}{stop_after}{resume}", {"model": net, "trainer": trainer}, "epoch", discover=False)
         checkpoints.attach(trainer)
         if stop_after:
             trainer.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), lambda e: e.terminate())

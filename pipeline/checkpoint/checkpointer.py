@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 from pipeline.checkpoint.manifest import CheckpointEntry
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest, top_by_score
+from pipeline.checkpoint.writer import BackgroundWriter, snapshot
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["Checkpointer", "PROTECTED_REASONS", "EXISTING_POLICIES", "RESUME_CHOICES"]
@@ -54,6 +55,9 @@ class Checkpointer:
         save_last: write a ``last`` checkpoint at epoch ends the strategy does not save.
         disk_budget: optional limit on the total bytes of checkpoints.
         existing: what :meth:`begin` does with an earlier run's checkpoints (``"error"``, ``"replace"``, ``"keep"``).
+        async_save: write on a background thread (:class:`~pipeline.checkpoint.writer.BackgroundWriter`): a save
+            blocks training only while the state is copied; at most one write is in flight; eviction follows only a
+            durable write; a failed write is raised at the next save or :meth:`flush`.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class Checkpointer:
         save_last: bool = True,
         disk_budget: int | None = None,
         existing: str = "error",
+        async_save: bool = False,
     ) -> None:
         if existing not in EXISTING_POLICIES:
             raise SettingsError(f"existing must be one of {list(EXISTING_POLICIES)}, got {existing!r}")
@@ -75,6 +80,10 @@ class Checkpointer:
         self.existing = existing
         self.history: list[dict[str, Any]] = []
         self._stale: list[str] = []
+        self._before: dict[str, Any] | None = None
+        self.writer = BackgroundWriter() if async_save else None
+        #: the newest checkpoint written (with ``async_save``: once its write completed)
+        self.last_saved: CheckpointEntry | None = None
 
     def begin(self) -> None:
         """Start a run from scratch in a folder that may hold an earlier run's checkpoints, by :attr:`existing`:
@@ -106,7 +115,8 @@ class Checkpointer:
         return next(e for e in scored if e.file == best.key)
 
     def step(self, event: CheckpointEvent, make_state: Callable[[], Mapping[str, Any]], extra_reasons: tuple[str, ...] = ()) -> CheckpointEntry | None:
-        """Ask the strategy about ``event`` and save ``make_state()`` if it (or ``save_last``) says so.
+        """Ask the strategy about ``event`` and save ``make_state()`` if it (or ``save_last``) says so
+        (:meth:`decide`, then :meth:`save`).
 
         Args:
             event: the training position and the metrics that came with it.
@@ -115,9 +125,17 @@ class Checkpointer:
             extra_reasons: reasons to save regardless of the strategy (e.g. ``("exception",)``).
 
         Returns:
-            the new entry, or None when nothing was saved.
+            the new entry (with ``async_save``: None, the entry appears in the store once written), or None when
+            nothing was saved.
         """
-        before = copy.deepcopy(self.strategy.state_dict())
+        reasons = self.decide(event, extra_reasons)
+        return self.save(event, reasons, make_state) if reasons else None
+
+    def decide(self, event: CheckpointEvent, extra_reasons: tuple[str, ...] = ()) -> list[str]:
+        """The reasons to save at ``event`` (empty: no save). The strategy's state moves on; :meth:`save` rolls it back
+        if the write fails. A background write in flight is waited for first (and its error raised)."""
+        self.flush()
+        self._before = copy.deepcopy(self.strategy.state_dict())
         reasons = list(extra_reasons)
         # an epoch end is also the end of its last iteration: strategies that work per iteration are asked here
         # (the handler skips that iteration), so the state saved includes the epoch-end handlers' work
@@ -127,10 +145,22 @@ class Checkpointer:
                 reasons += self.strategy.decide(replace(event, level=level)).reasons
         if not reasons and self.save_last and event.level == "epoch":
             reasons = ["last"]
-        if not reasons:
-            return None
-        # recorded before the state is built, so the checkpoint's own history includes it (its evictions, which
-        # happen once it is durable, are filled in afterwards and so appear in the next checkpoint's copy)
+        return sorted(set(reasons))
+
+    def save(self, event: CheckpointEvent, reasons: list[str], make_state: Callable[[], Mapping[str, Any]]) -> CheckpointEntry | None:
+        """Write ``make_state()`` for ``reasons`` at ``event`` (:meth:`prepare`, then :meth:`write`)."""
+        record = self.prepare(event, reasons)
+        try:
+            state = make_state()
+        except BaseException:
+            self.rollback(record)
+            raise
+        return self.write(event, record, state)
+
+    def prepare(self, event: CheckpointEvent, reasons: list[str]) -> dict[str, Any]:
+        """Record the save about to happen in :attr:`history` (before the state is built, so the checkpoint's own
+        history includes it; its evictions, known once it is durable, appear in the next checkpoint's copy)."""
+        self.flush()
         record: dict[str, Any] = {
             "epoch": event.epoch,
             "iteration": event.iteration,
@@ -140,19 +170,55 @@ class Checkpointer:
         }
         self.history.append(record)
         self.store.monitor, self.store.mode = self.strategy.monitor, self.strategy.mode
+        return record
+
+    def write(self, event: CheckpointEvent, record: dict[str, Any], state: Mapping[str, Any]) -> CheckpointEntry | None:
+        """Write ``state`` as the save :meth:`prepare` recorded, then evict what retention no longer keeps. A failed
+        write rolls the strategy and the history back, so the decision is taken again at the next event.
+
+        With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.writer.snapshot`) and written by the
+        background writer after the write in flight (whose error, if any, is raised here); None is returned.
+
+        Raises:
+            CheckpointError: the write failed (synchronously), or the previous background write failed.
+        """
         try:
-            entry = self.store.save(
-                make_state(), event.epoch, event.iteration, reasons, event.metrics, self.strategy.score(event)
-            )
+            self.flush()
+            score = self.strategy.score(event)
+            if self.writer is not None:
+                state = snapshot(state)
         except BaseException:
-            self.strategy.load_state_dict(before)
-            self.history.pop()
+            self.rollback(record)
             raise
-        stale: list[str] = []
-        if not _only_exception(entry.reasons):  # a crash before a real checkpoint leaves the earlier run's files
-            stale, self._stale = self._stale, []
-        record["evicted"] = self.store.evict(stale) + self.retain()
-        return entry
+
+        def write() -> CheckpointEntry:
+            try:
+                entry = self.store.save(state, event.epoch, event.iteration, record["reasons"], event.metrics, score)
+            except BaseException:
+                self.rollback(record)
+                raise
+            stale: list[str] = []
+            if not _only_exception(entry.reasons):  # a crash before a real checkpoint leaves the earlier run's files
+                stale, self._stale = self._stale, []
+            record["evicted"] = self.store.evict(stale) + self.retain()
+            self.last_saved = entry
+            return entry
+
+        if self.writer is None:
+            return write()
+        self.writer.submit(write)
+        return None
+
+    def rollback(self, record: Mapping[str, Any]) -> None:
+        """Undo the decision and the history record of a save that failed."""
+        if self._before is not None:
+            self.strategy.load_state_dict(self._before)
+        self.history = [h for h in self.history if h is not record]
+
+    def flush(self) -> None:
+        """Wait for the background write in flight, if any, and raise its error."""
+        if self.writer is not None:
+            self.writer.wait()
 
     def evictions(self) -> list[str]:
         """The files retention would remove now (pure: nothing is touched)."""
@@ -205,6 +271,7 @@ class Checkpointer:
 
     def mark(self, entry: CheckpointEntry, *reasons: str) -> None:
         """Add reasons to a saved checkpoint (e.g. ``final`` on the checkpoint of the last epoch)."""
+        self.flush()
         self.store.add_reasons(entry, reasons)
 
     def resolve(self, which: str = "auto") -> CheckpointEntry | None:
@@ -217,6 +284,7 @@ class Checkpointer:
         Raises:
             CheckpointError: ``"best"``/``"last"`` asked of an empty store or every candidate fails verification.
         """
+        self.flush()
         if which == "auto":
             candidates = [e for e in self.store.entries if not _only_exception(e.reasons)]
             for entry in sorted(candidates, key=lambda e: (e.seq, e.iteration, e.epoch), reverse=True):

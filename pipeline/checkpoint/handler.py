@@ -11,8 +11,10 @@ import torch
 from ignite.engine import Engine, Events
 
 from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
+from pipeline.checkpoint.distributed import PerRank, agree, is_writer
 from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
-from pipeline.checkpoint.store import CheckpointStore
+from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
+from pipeline.checkpoint.training_state import discover_training_state
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
 from pipeline.handlers import run_first, run_last
@@ -37,18 +39,27 @@ class CheckpointHandler:
     each epoch (and of each iteration for strategies that work per iteration), *after* every other handler of that
     event (validation, LR scheduler steps, loggers), so a checkpoint holds the state the next epoch starts from.
 
+    A checkpoint holds the whole training state, found from the trainer
+    (:func:`~pipeline.checkpoint.training_state.discover_training_state`): network, optimizer, AMP scaler, LR
+    scheduler, loss-weight schedules and other stateful handlers, epoch and iteration, the random generators of every
+    process, the loader's shuffling and augmentation generators, the best metric so far, the strategy's state and the
+    training clock. A run resumed from it continues exactly as the uninterrupted run would (bit for bit on CPU).
+
+    Under ``torch.distributed`` rank 0 decides and writes; the decision is broadcast, every rank takes part in
+    gathering the per-process random state, the other ranks wait for rank 0, and every rank resumes from the same
+    checkpoint.
+
     Example::
 
-        handler = CheckpointHandler("runs/x/checkpoints", {"model": net, "optimizer": opt, "trainer": trainer},
-                                    strategy="best", max_checkpoints=3)
+        handler = CheckpointHandler("runs/x/checkpoints", strategy="best", max_checkpoints=3, resume="auto")
         handler.attach(trainer, evaluator)   # monitor: the evaluator's key metric unless given
-        handler.resume("auto")               # newest checkpoint that verifies, if any
-        trainer.run()
+        trainer.run()                        # continues from the newest checkpoint that verifies, if any
 
     Args:
         checkpoint_dir: folder of the checkpoints and their manifest.
-        to_save: objects with ``state_dict``/``load_state_dict`` (model, optimizer, LR scheduler, the trainer for
-            its epoch/iteration, ...). The handler adds its own state under ``"checkpointer"``.
+        to_save: objects with ``state_dict``/``load_state_dict`` to save under the given names (model, optimizer,
+            ...); None to save only what is found from the trainer. What is found is added under its own names
+            (unless ``discover=False``). The handler adds its own state under ``"checkpointer"``.
         strategy: a strategy name (``best``, ``epoch``, ``interval``, ``all``, ``adaptive``, ``performance_based``,
             ``time_based``) or a :class:`CheckpointStrategy`.
         model_name: file prefix.
@@ -65,12 +76,17 @@ class CheckpointHandler:
         existing: when a run starts from scratch (not resumed) and the folder holds an earlier run's checkpoints:
             ``"error"`` (default) refuses, ``"replace"`` removes them once the new run's first checkpoint is durable,
             ``"keep"`` keeps them under retention.
+        resume: ``"auto"``, ``"best"``, ``"last"`` or a checkpoint path to resume from when the trainer starts (see
+            :meth:`resume`); None to start from scratch (or call :meth:`resume` yourself before ``run``).
+        async_save: copy the state on the training thread and write it on a background thread; a save then blocks
+            training for the copy only; a failed write is raised at the next save or when the run ends.
+        discover: add the training state found from the trainer to ``to_save``.
     """
 
     def __init__(
         self,
         checkpoint_dir: str | Path,
-        to_save: Mapping[str, Any],
+        to_save: Mapping[str, Any] | None = None,
         strategy: str | CheckpointStrategy = "best",
         model_name: str = "model",
         monitor: str | None = None,
@@ -85,15 +101,28 @@ class CheckpointHandler:
         disk_budget: int | None = None,
         fsync: bool = True,
         existing: str = "error",
+        resume: str | Path | None = None,
+        async_save: bool = False,
+        discover: bool = True,
     ) -> None:
         params = dict(strategy_params or {})
         for key, value in (("monitor", monitor), ("mode", mode), ("max_checkpoints", max_checkpoints)):
             if value is not None:
                 params[key] = value
         self.strategy = create_strategy(strategy, **params)
-        self.to_save = self._select(to_save, save_optimizer, save_scheduler)
-        store = CheckpointStore(checkpoint_dir, model_name, fsync)
-        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing)
+        if to_save is None and not discover:
+            raise SettingsError("to_save is needed when discover=False: there would be nothing to save")
+        if resume is not None and not isinstance(resume, (str, Path)):
+            raise SettingsError(f"resume must be None, one of {list(RESUME_CHOICES)} or a checkpoint path, got {resume!r}")
+        self._save_optimizer, self._save_scheduler = save_optimizer, save_scheduler
+        self._explicit = self._select(to_save, save_optimizer, save_scheduler) if to_save is not None else {}
+        self._discovered: dict[str, Any] = {}
+        self._discover = discover
+        self._resume_request = resume
+        self._pending: dict[str, Any] = {}  # states of a loaded checkpoint whose objects are found only at STARTED
+        # only rank 0 sweeps the folder and writes; the others read the manifest rank 0 keeps
+        store = CheckpointStore(checkpoint_dir, model_name, fsync, recover=is_writer())
+        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing, async_save and is_writer())
         self.save_final = save_final
         self.save_on_exception = save_on_exception
         self.trainer: Engine | None = None
@@ -103,11 +132,10 @@ class CheckpointHandler:
         self._handled_error: BaseException | None = None
         self._elapsed = 0.0
         self._clock_start: float | None = None
-        self.last_saved: CheckpointEntry | None = None
 
     @staticmethod
-    def _select(to_save: Mapping[str, Any], save_optimizer: bool, save_scheduler: bool) -> dict[str, Any]:
-        if not isinstance(to_save, Mapping) or not to_save:
+    def _select(to_save: Mapping[str, Any], save_optimizer: bool, save_scheduler: bool, check: bool = True) -> dict[str, Any]:
+        if check and (not isinstance(to_save, Mapping) or not to_save):
             raise SettingsError("to_save must be a non-empty mapping of names to objects with state_dict()")
         if STATE_KEY in to_save:
             raise SettingsError(f"{STATE_KEY!r} is reserved for the checkpoint handler's own state in to_save")
@@ -122,7 +150,19 @@ class CheckpointHandler:
 
     # ------------------------------------------------------------------------------------------------ properties
     @property
+    def to_save(self) -> dict[str, Any]:
+        """What a checkpoint holds besides the handler's own state: ``to_save`` as given, then what was found."""
+        return {**self._explicit, **self._discovered}
+
+    @property
+    def last_saved(self) -> CheckpointEntry | None:
+        """The newest checkpoint this handler wrote (with ``async_save``: once its write completed)."""
+        return self.checkpointer.last_saved
+
+    @property
     def store(self) -> CheckpointStore:
+        if not is_writer():
+            self.checkpointer.store.reload()  # rank 0 keeps the manifest
         return self.checkpointer.store
 
     @property
@@ -163,9 +203,24 @@ class CheckpointHandler:
         if evaluator is not None:
             evaluator.add_event_handler(Events.COMPLETED, self._record_metrics)
         trainer.add_event_handler(Events.STARTED, self._started)
+        # first: a resumed state must be in place before any other handler sees the run start
+        run_first(trainer, Events.STARTED, self._started)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._run_last)
         for event, handler in self._ordered_handlers():
             trainer.add_event_handler(event, handler)
+        self._find_state()
+
+    def _find_state(self) -> None:
+        """(Re)discover the training state from the trainer; objects found only now (a loader given to ``run``, a
+        scaler made by ``run``, handlers attached after this one) get the states of a checkpoint loaded before."""
+        if not self._discover or self.trainer is None:
+            return
+        found = discover_training_state(self.trainer, self.evaluator, exclude=(self, *self._explicit.values()))
+        self._discovered = self._select(
+            {k: v for k, v in found.items() if k not in self._explicit}, self._save_optimizer, self._save_scheduler, check=False
+        )
+        for name in [n for n in self._pending if n in self._discovered]:
+            self._discovered[name].load_state_dict(self._pending.pop(name))
 
     def _ordered_handlers(self) -> list[tuple[Events, Any]]:
         handlers: list[tuple[Events, Any]] = [(Events.EPOCH_COMPLETED, self._epoch_completed)]
@@ -179,9 +234,19 @@ class CheckpointHandler:
         return handlers
 
     def _started(self, engine: Engine) -> None:
+        self._find_state()
+        if self._resume_request is not None and not self._begun:
+            configured = engine.state.max_epochs
+            self.resume(self._resume_request)
+            if configured is not None and engine.state.max_epochs != configured:
+                # the run's own setting wins (a longer run extends the resumed one), as MONAI's CheckpointLoader does
+                engine.state.max_epochs = configured
         if not self._begun:  # from scratch, not resumed
-            self.checkpointer.begin()
+            agree(self.checkpointer.begin)
             self._begun = True
+        if self._pending:
+            logger.warning("checkpoint states %s have no object in this run; they were not restored", sorted(self._pending))
+            self._pending = {}
         self._handled_error = None
         self._run_last(engine)
         self._clock_start = time.perf_counter()
@@ -221,11 +286,34 @@ class CheckpointHandler:
         )
 
     def _step(self, engine: Engine, level: str, extra: tuple[str, ...] = ()) -> CheckpointEntry | None:
-        entry = self.checkpointer.step(self._event(engine, level), self._collect, extra)
-        if entry is not None:
-            self.last_saved = entry
-            logger.info("checkpoint %s saved (%s)", entry.file, ", ".join(entry.reasons))
-        return entry
+        """Decide on rank 0 and tell every rank; gather the state on every rank; write on rank 0."""
+        event = self._event(engine, level)
+        prepared: list[dict[str, Any]] = []  # rank 0's record of the save
+
+        def decide() -> list[str]:
+            reasons = self.checkpointer.decide(event, extra)
+            if reasons:
+                prepared.append(self.checkpointer.prepare(event, reasons))
+            return reasons
+
+        if not agree(decide):
+            return None
+        try:
+            state = self._collect()
+        except BaseException:
+            if prepared:
+                self.checkpointer.rollback(prepared[0])
+            raise
+        written = agree(lambda: self._write(event, prepared[0], state))
+        return self.checkpointer.store.find(written) if written and is_writer() else None
+
+    def _write(self, event: CheckpointEvent, record: dict[str, Any], state: Mapping[str, Any]) -> str | None:
+        entry = self.checkpointer.write(event, record, state)
+        if entry is None:  # written in the background
+            logger.info("checkpoint of epoch %d, iteration %d queued (%s)", event.epoch, event.iteration, ", ".join(record["reasons"]))
+            return None
+        logger.info("checkpoint %s saved (%s)", entry.file, ", ".join(entry.reasons))
+        return entry.file
 
     def _epoch_completed(self, engine: Engine) -> None:
         self._step(engine, "epoch")
@@ -237,12 +325,17 @@ class CheckpointHandler:
         self._step(engine, "iteration")
 
     def _completed(self, engine: Engine) -> None:
-        newest = self.store.newest()
-        if self.save_final:
+        def final_needs_a_save() -> bool:
+            self.checkpointer.flush()
+            newest = self.store.newest()
             if newest is not None and newest.iteration == engine.state.iteration and "exception" not in newest.reasons:
                 self.checkpointer.mark(newest, "final")
-            else:
-                self._step(engine, "final", ("final",))
+                return False
+            return True
+
+        if self.save_final and agree(final_needs_a_save):
+            self._step(engine, "final", ("final",))
+        agree(self.checkpointer.flush)
         self._stop_clock()
 
     def _exception_raised(self, engine: Engine, error: BaseException) -> None:
@@ -250,9 +343,16 @@ class CheckpointHandler:
             return
         self._handled_error = error
         self._stop_clock()
-        if self.save_on_exception and not isinstance(error, InputError):
+        try:  # a background write in flight first: the exception checkpoint comes after it
+            self.checkpointer.flush()
+        except Exception as write_error:
+            logger.error("the last background checkpoint write failed: %s", write_error)
+        # no collective here: the other processes may not have failed; rank 0 saves its own state only
+        if self.save_on_exception and is_writer() and not isinstance(error, InputError):
             try:
-                self._step(engine, "exception", ("exception",))
+                event = self._event(engine, "exception")
+                self.checkpointer.save(event, self.checkpointer.decide(event, ("exception",)), lambda: self._collect(gather=False))
+                self.checkpointer.flush()
             except Exception as save_error:  # the original error matters more; report both
                 logger.error("could not save the exception checkpoint: %s", save_error)
 
@@ -261,8 +361,12 @@ class CheckpointHandler:
         raise error
 
     # ------------------------------------------------------------------------------------------------ state
-    def _collect(self) -> dict[str, Any]:
-        state = {name: obj.state_dict() for name, obj in self.to_save.items()}
+    def _collect(self, gather: bool = True) -> dict[str, Any]:
+        state = {}
+        for name, obj in self.to_save.items():
+            if isinstance(obj, PerRank):
+                obj.gather = gather
+            state[name] = obj.state_dict()
         state[STATE_KEY] = self.state_dict()
         return state
 
@@ -277,13 +381,17 @@ class CheckpointHandler:
             self._clock_start = time.perf_counter()
 
     def resume(self, which: str | Path = "auto", map_location: Any = "cpu", strict: bool = True) -> CheckpointEntry | Path | None:
-        """Load a checkpoint into every object of ``to_save`` and into this handler.
+        """Load a checkpoint into every object of ``to_save``, into what was found from the trainer, and into this
+        handler. Under ``torch.distributed`` rank 0 chooses the checkpoint and every rank loads that one.
+
+        States of objects found only when the trainer starts (a loader given to ``run``) are kept and restored then.
 
         Args:
             which: ``"auto"`` (newest checkpoint that verifies; nothing happens in an empty folder), ``"best"``,
                 ``"last"`` or a path to a checkpoint file.
             map_location: as for :func:`torch.load`.
-            strict: require a state for every object of ``to_save``.
+            strict: require a state for every object of ``to_save`` given by name (what was found from the trainer
+                is restored when the checkpoint has it; a checkpoint without it is resumed with a warning).
 
         Returns:
             the entry (or path) loaded, or None when ``"auto"`` found no checkpoint.
@@ -291,25 +399,42 @@ class CheckpointHandler:
         Raises:
             CheckpointError: the checkpoint is missing, damaged, unsafe, or lacks a state ``to_save`` needs.
         """
-        if isinstance(which, str) and which in RESUME_CHOICES:
-            source: CheckpointEntry | Path | None = self.checkpointer.resolve(which)
-            if source is None:
-                logger.info("no checkpoint in %s: starting from scratch", self.store.directory)
-                return None
-        else:
-            source = Path(which)
-            if not source.is_file():
-                raise CheckpointError(f"resume must be one of {list(RESUME_CHOICES)} or a checkpoint file, got {str(which)!r}")
-        payload = self.store.load(source, map_location)
+        choice = agree(lambda: self._choose(which))
+        if choice is None:
+            logger.info("no checkpoint in %s: starting from scratch", self.store.directory)
+            return None
+        path = self.store.path(choice["file"]) if choice["entry"] else Path(choice["file"])
+        payload = load_checkpoint_file(path, map_location, size=choice.get("size"), sha256=choice.get("sha256"))
+        source: CheckpointEntry | Path = (self.checkpointer.store.find(choice["file"]) if choice["entry"] else None) or path
         state = payload.get("state", payload)
-        missing = [name for name in self.to_save if name not in state]
+        missing = [name for name in self._explicit if name not in state]
         if missing and strict:
             raise CheckpointError(f"checkpoint {source} has no state for {missing} (it holds {sorted(state)})")
+        absent = [name for name in self._discovered if name not in state]
+        if absent:
+            logger.warning("checkpoint %s has no state for %s: they start afresh", source, absent)
         for name, obj in self.to_save.items():
             if name in state:
                 obj.load_state_dict(state[name])
+        known = set(self.to_save) | {STATE_KEY}
+        self._pending = {name: value for name, value in state.items() if name not in known}
         if STATE_KEY in state:
             self.load_state_dict(state[STATE_KEY])
         self._begun = True
         logger.info("resumed from checkpoint %s", source.file if isinstance(source, CheckpointEntry) else source)
         return source
+
+    def _choose(self, which: str | Path) -> dict[str, Any] | None:
+        """The checkpoint to resume from, as plain data (rank 0 chooses it for every rank)."""
+        if isinstance(which, str) and which in RESUME_CHOICES:
+            entry = self.checkpointer.resolve(which)
+            if entry is None:
+                return None
+            return {"file": entry.file, "entry": True, "size": entry.size, "sha256": entry.sha256}
+        path = Path(which)
+        if not path.is_file():
+            raise CheckpointError(f"resume must be one of {list(RESUME_CHOICES)} or a checkpoint file, got {str(which)!r}")
+        entry = self.store.find(path)  # a file of this folder is checked against its manifest entry
+        if entry is not None:
+            return {"file": entry.file, "entry": True, "size": entry.size, "sha256": entry.sha256}
+        return {"file": str(path), "entry": False}

@@ -133,6 +133,12 @@ class CheckpointStore:
             self._entries = read_manifest(self.manifest_path) or []
 
     # ----------------------------------------------------------------------------------------------------- reading
+    def reload(self) -> None:
+        """Read the manifest again (a reader of a folder another process writes into, e.g. ranks > 0 under DDP)."""
+        header = read_manifest_header(self.manifest_path)
+        self.monitor, self.mode, self._last_seq = header["monitor"], header["mode"], header["last_seq"]
+        self._entries = read_manifest(self.manifest_path) or []
+
     @property
     def entries(self) -> list[CheckpointEntry]:
         """The checkpoints in the manifest, oldest first."""

@@ -1,0 +1,108 @@
+"""Find everything a training's continuation depends on, from the trainer itself, so nothing has to be listed by hand.
+
+What is found (each under a fixed name, so a resumed run finds the same names):
+
+- ``trainer``: the engine's epoch and iteration (:meth:`ignite.engine.Engine.state_dict`);
+- ``network``, ``optimizer``, ``scaler``: a MONAI ``SupervisedTrainer``'s network, optimizer and AMP GradScaler;
+- ``lr_scheduler``: the scheduler of an attached MONAI ``LrScheduleHandler``;
+- every other handler attached to the trainer that has ``state_dict()`` / ``load_state_dict()`` (a
+  :class:`~pipeline.schedules.LossScheduleHandler`, Ignite's ``EarlyStopping`` or ``LRScheduler``, a tracker), under
+  its class name in snake case;
+- ``evaluator``: the best metric so far of a MONAI evaluator;
+- ``rng``: the global generators of every process (torch, CUDA, numpy, Python);
+- ``train_loader``: the loader's shuffling generator, sampler epoch and the random transforms' generators, per process.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator, Mapping
+
+import torch
+from ignite.engine import Engine
+
+from pipeline.checkpoint.distributed import PerRank
+from pipeline.checkpoint.loader_state import LoaderState
+from pipeline.checkpoint.rng import RNGState
+
+__all__ = ["EvaluatorBest", "discover_training_state", "has_state"]
+
+
+def has_state(obj: Any) -> bool:
+    return callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))
+
+
+class EvaluatorBest:
+    """The best key metric and its epoch of a MONAI evaluator (``state.best_metric``, ``state.best_metric_epoch``), which
+    MONAI keeps outside the engine's ``state_dict``."""
+
+    def __init__(self, evaluator: Engine) -> None:
+        self.evaluator = evaluator
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.evaluator.state
+        return {"best_metric": float(state.best_metric), "best_metric_epoch": int(state.best_metric_epoch)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.evaluator.state.best_metric = float(state["best_metric"])
+        self.evaluator.state.best_metric_epoch = int(state["best_metric_epoch"])
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _attached_objects(engine: Engine) -> Iterator[Any]:
+    """The objects behind the engine's event handlers (bound methods' ``self``, callable handler objects), in the
+    order they were attached, each once."""
+    seen: set[int] = set()
+    for entries in getattr(engine, "_event_handlers", {}).values():
+        for entry in entries:
+            handler = entry[0]
+            while hasattr(handler, "__wrapped__"):  # Ignite wraps filtered handlers
+                handler = handler.__wrapped__
+            obj = getattr(handler, "__self__", handler)
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                yield obj
+
+
+def discover_training_state(trainer: Engine, evaluator: Engine | None = None, exclude: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """The objects whose state a checkpoint of ``trainer`` should hold (see the module doc), by name.
+
+    Args:
+        trainer: the training engine (plain Ignite or MONAI).
+        evaluator: its validation engine, if any.
+        exclude: objects never to include (the checkpoint handler itself, objects already saved under other names).
+    """
+    found: dict[str, Any] = {}
+    skip = {id(o) for o in exclude}
+
+    def add(name: str, obj: Any) -> None:
+        if obj is None or id(obj) in skip:
+            return
+        skip.add(id(obj))
+        key, n = name, 1
+        while key in found:
+            n += 1
+            key = f"{name}_{n}"
+        found[key] = obj
+
+    add("trainer", trainer)
+    for attribute, name in (("network", "network"), ("optimizer", "optimizer"), ("scaler", "scaler")):
+        value = getattr(trainer, attribute, None)
+        if isinstance(value, (torch.nn.Module, torch.optim.Optimizer)) or (name == "scaler" and has_state(value)):
+            add(name, value)
+    for obj in _attached_objects(trainer):
+        scheduler = getattr(obj, "lr_scheduler", None)
+        if has_state(scheduler) and not has_state(obj):  # MONAI's LrScheduleHandler keeps no state of its own
+            add("lr_scheduler", scheduler)
+        elif has_state(obj) and not isinstance(obj, (Engine, torch.nn.Module)):
+            add(_snake(type(obj).__name__), obj)
+    if evaluator is not None and hasattr(evaluator.state, "best_metric"):
+        add("evaluator", EvaluatorBest(evaluator))
+    add("rng", PerRank(RNGState()))
+    loader = getattr(trainer, "data_loader", None) or getattr(trainer.state, "dataloader", None)
+    if loader is not None and hasattr(loader, "dataset"):
+        add("train_loader", PerRank(LoaderState(loader)))
+    return found
