@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.handlers",
     "MLflowTracker": "pipeline.tracking",
+    **dict.fromkeys(["TrainingManager", "create_training_manager", "quick_training_setup"], "pipeline.training"),
     "create_unet": "pipeline.networks",
     **dict.fromkeys(["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset"], "pipeline.phantoms"),
     **dict.fromkeys(

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 from ignite.engine import Engine, Events
 
-__all__ = ["EpochSummaryLogger", "output_losses", "schedule_values", "run_first", "run_last"]
+__all__ = ["EpochSummaryLogger", "attached_handler", "output_losses", "schedule_values", "run_first", "run_last"]
 
 
 def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
@@ -31,6 +31,15 @@ def run_first(engine: Engine, event: Any, handler: Callable) -> None:
 def run_last(engine: Engine, event: Any, handler: Callable) -> None:
     """Make ``handler``, already attached to ``event``, the last of that event's handlers (so far)."""
     _move(engine, event, handler, -1)
+
+
+def attached_handler(engine: Engine, event: Any, cls: type) -> Any:
+    """The instance of ``cls`` one of whose methods is attached to ``engine``'s ``event`` (the first such), or None."""
+    for entry in getattr(engine, "_event_handlers", {}).get(event, []):
+        owner = getattr(entry[0], "__self__", None)
+        if isinstance(owner, cls):
+            return owner
+    return None
 
 
 def output_losses(output: Any) -> list[float]:
@@ -71,9 +80,13 @@ class EpochSummaryLogger:
         evaluator: the validation engine whose ``state.metrics`` to report (optional).
         logger: where to log; default ``logging.getLogger("pipeline.train")``.
 
+    The evaluator's metrics belong to an epoch when the evaluator completed a run during it (a MONAI evaluator run
+    by ``ValidationHandler``, or a plain Ignite evaluator run from a trainer handler).
+
     Attributes:
         history: one dict per epoch (``epoch``, ``loss``, ``time_s``, the metrics of that epoch and, with a loss-weight
-            schedule, ``weight_<term>`` and ``<term>_loss``).
+            schedule, ``weight_<term>`` and ``<term>_loss``); in :meth:`state_dict`, so a resumed run's history goes
+            on.
     """
 
     def __init__(self, evaluator: Engine | None = None, logger: logging.Logger | None = None) -> None:
@@ -83,11 +96,17 @@ class EpochSummaryLogger:
         self._loss_sum = 0.0
         self._loss_count = 0
         self._epoch_start = 0.0
+        self._validated_epoch: int | None = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._start)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._accumulate)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._log)
+        if self.evaluator is not None:
+            self.evaluator.add_event_handler(Events.COMPLETED, self._validated, engine)
+
+    def _validated(self, evaluator: Engine, trainer: Engine) -> None:
+        self._validated_epoch = trainer.state.epoch
 
     def _start(self, engine: Engine) -> None:
         self._loss_sum, self._loss_count = 0.0, 0
@@ -121,5 +140,13 @@ class EpochSummaryLogger:
         self.logger.info(text)
 
     def _validated_now(self, evaluator: Engine, epoch: int) -> bool:
-        # MONAI evaluators record the trainer epoch they ran for in state.epoch
-        return int(evaluator.state.epoch) == epoch
+        # MONAI evaluators also record the trainer epoch they ran for in state.epoch
+        return self._validated_epoch == epoch or int(evaluator.state.epoch) == epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history so far (plain numbers: loads with ``torch.load(weights_only=True)``)."""
+        return {"history": [dict(record) for record in self.history]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue the history of ``state`` (the list object is kept, so views of it stay valid)."""
+        self.history[:] = [dict(record) for record in state.get("history", [])]

@@ -16,13 +16,18 @@ __all__ = ["plot_training_curves", "plot_volume_previews"]
 
 def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, title: str = "training") -> Path:
     """Training loss and validation metrics per epoch, the best validation epoch marked; with a loss-weight schedule
-    also each term's mean loss and a third panel of the term weights over the epochs.
+    also each term's mean loss and a third panel of the term weights over the epochs; with checkpoint decisions the
+    epochs a checkpoint was saved (and those saved as best) marked on the validation panel.
 
     Args:
-        history: one dict per epoch with ``epoch``, ``loss`` and optionally ``val_*`` metrics, ``<term>_loss`` and
-            ``weight_<term>`` (as :class:`pipeline.handlers.EpochSummaryLogger` records them).
+        history: one dict per epoch with ``epoch``, ``loss`` and optionally ``val_*`` metrics, ``<term>_loss``,
+            ``weight_<term>`` (as :class:`pipeline.handlers.EpochSummaryLogger` records them) and
+            ``checkpoint_reasons`` (as :func:`pipeline.history.with_checkpoints` adds them).
         path: PNG file to write.
         title: figure title.
+
+    Returns:
+        the path written.
     """
     epochs = [h["epoch"] for h in history]
     terms = list(dict.fromkeys(k[len("weight_"):] for h in history for k in h if k.startswith("weight_")))
@@ -46,13 +51,14 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
         best = int(np.argmax(ys))
         ax_val.scatter([xs[best]], [ys[best]], s=80, facecolors="none", edgecolors="red", zorder=3)
         ax_val.annotate(f"best {ys[best]:.3f}", (xs[best], ys[best]), textcoords="offset points", xytext=(-40, -15))
+    marked = _mark_checkpoints(ax_val, history)
     ax_val.set_xlabel("epoch")
     ax_val.set_ylabel("metric")
     ax_val.set_ylim(0, 1)
-    ax_val.set_title("validation")
+    ax_val.set_title("validation" + (" and checkpoints" if marked else ""))
     ax_val.grid(alpha=0.3)
-    if names:
-        ax_val.legend(loc="lower right")
+    if names or marked:
+        ax_val.legend(loc="lower right", fontsize=8)
     if terms:
         ax_w = axes[2]
         for index, term in enumerate(terms):  # equal weights overlap: line styles and widths tell them apart
@@ -69,6 +75,17 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def _mark_checkpoints(ax: plt.Axes, history: Sequence[dict]) -> bool:
+    """Triangles at the foot of ``ax`` at the epochs a checkpoint was saved, stars where it was saved as best."""
+    saved = [h["epoch"] for h in history if h.get("checkpoint_reasons")]
+    best = [h["epoch"] for h in history if "best" in str(h.get("checkpoint_reasons", "")).replace(";", "+").split("+")]
+    if saved:
+        ax.scatter(saved, [0.03] * len(saved), marker="v", color="grey", s=30, label="checkpoint saved", zorder=3)
+    if best:
+        ax.scatter(best, [0.08] * len(best), marker="*", color="green", s=60, label="saved as best", zorder=3)
+    return bool(saved)
 
 
 def plot_volume_previews(

@@ -1,0 +1,388 @@
+"""The seed's ``TrainingManager``: one front door over the loss, its schedule, checkpointing, history, plots and MLflow.
+
+It composes the project's pieces and holds no training logic of its own: the step is
+:func:`pipeline.training.steps.train_step`, validation is the project's MONAI evaluator, the weights come from a
+:class:`~pipeline.schedules.LossScheduler`, checkpoints from a :class:`~pipeline.checkpoint.CheckpointManager`,
+tracking from an :class:`~pipeline.tracking.MLflowTracker`. :meth:`TrainingManager.attach` wires the same objects
+into Ignite engines (see :mod:`pipeline.training.wiring`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from pipeline.checkpoint import create_checkpoint_manager, get_checkpoint_preset
+from pipeline.checkpoint.manifest import scalar_metrics
+from pipeline.errors import CheckpointError, InputError, SettingsError
+from pipeline.handlers import schedule_values
+from pipeline.history import export_history, strict_json, with_checkpoints
+from pipeline.losses import create_loss_function, create_loss_scheduler, get_preset_loss_config
+from pipeline.plots import plot_training_curves
+from pipeline.tracking import MLflowTracker
+from pipeline.training.steps import StepMeans, process_function, split_batch, train_step, validate
+from pipeline.training.summary import training_summary
+
+__all__ = ["TrainingManager", "CHECKPOINT_DIR", "STATE_KEYS"]
+
+logger = logging.getLogger(__name__)
+
+#: sub-folder of ``model_dir`` holding the checkpoints
+CHECKPOINT_DIR = "checkpoints"
+#: names of the manager's states in a checkpoint (next to model, optimizer, scheduler)
+STATE_KEYS = {"loss_schedule": "loss_schedule", "tracker": "tracker", "history": "epoch_log"}
+
+
+def _writable_dir(path: str | Path) -> Path:
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise InputError(f"model_dir '{directory}' is not a writable folder: {error.strerror or error}") from error
+    return directory
+
+
+def _config(config: Mapping[str, Any] | str | None, presets: Any, what: str) -> dict[str, Any]:
+    if isinstance(config, str):
+        return presets(config)
+    if not isinstance(config, Mapping):
+        raise SettingsError(f"the {what} config must be a dict or a preset name, got {config!r}")
+    return dict(config)
+
+
+class TrainingManager:
+    """Loss, loss-weight schedule, checkpoints, history, plots and (optionally) MLflow for one training.
+
+    The seed's loop works as it is (``epoch`` counts from 0, as in ``for epoch in range(num_epochs)``; files, history
+    and MLflow steps count completed epochs from 1)::
+
+        manager = TrainingManager("./out", "coronary_unet", enable_mlflow=True)
+        manager.setup_loss_function({"type": "combined", "dice_weight": 0.8, "bce_weight": 0.2,
+                                     "scheduler": {"type": "adaptive"}})
+        manager.setup_checkpointing({"manager_type": "auto", "auto_strategy": "adaptive", "max_checkpoints": 3})
+        for epoch in range(num_epochs):
+            for inputs, targets in train_loader:
+                step_metrics = manager.train_step(model, (inputs, targets), optimizer, device)
+            val_metrics = manager.validation_step(model, val_loader, device)
+            manager.save_checkpoint(model, optimizer, scheduler, epoch, val_metrics)
+            manager.end_epoch(epoch, step_metrics, val_metrics)
+        manager.finish()   # history, plots and the best model as MLflow artifacts; the run ends
+
+    An epoch is closed (its record made, the loss schedule stepped) by whichever of :meth:`save_checkpoint` and
+    :meth:`end_epoch` comes first, so a checkpoint holds the schedule's state for the next epoch.
+
+    Files under ``model_dir``: ``checkpoints/``, ``<model_name>_history.json`` / ``.csv``,
+    ``<model_name>_training_curves.png`` (refreshed every epoch), ``<model_name>_training_data.json``, and with
+    MLflow the store ``mlflow.db`` and ``mlartifacts/``.
+
+    Args:
+        model_dir: output folder (created; must be writable).
+        model_name: file prefix of checkpoints and exports, and the MLflow run name.
+        enable_mlflow: track the run in MLflow (see :class:`~pipeline.tracking.MLflowTracker`).
+        tracking_uri, experiment_name: MLflow store and experiment (default: SQLite under ``model_dir``).
+        roi_size: sliding-window size for :meth:`validation_step` (default: the spatial size of the first training
+            batch, i.e. the patch size).
+        threshold: probability threshold of the predicted mask (Dice metrics).
+        plots: refresh the training-curves PNG at every epoch end.
+
+    Raises:
+        InputError: ``model_dir`` cannot be created or written.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        model_name: str = "model",
+        enable_mlflow: bool = False,
+        tracking_uri: str | None = None,
+        experiment_name: str = "vessel-segmentation",
+        roi_size: Sequence[int] | None = None,
+        threshold: float = 0.5,
+        plots: bool = True,
+    ) -> None:
+        self.model_dir = _writable_dir(model_dir)
+        self.model_name = model_name
+        self.roi_size = tuple(roi_size) if roi_size else None
+        self.threshold = threshold
+        self.plots = plots
+        self.loss_function: Any = None
+        self.loss_config: dict[str, Any] | None = None
+        self.loss_scheduler: Any = None
+        self.checkpoint_manager: Any = None
+        self.checkpoint_config: dict[str, Any] | None = None
+        self.checkpoint_handler: Any = None
+        self.trainer: Any = None
+        self.tracker = (
+            MLflowTracker(self.model_dir, model_name, experiment_name, tracking_uri, artifacts=self.artifact_files)
+            if enable_mlflow else None
+        )
+        self.history: list[dict[str, Any]] = []
+        self.model_info: dict[str, Any] = {}
+        self._steps = StepMeans()
+        self._total_steps = 0
+        self._pending: dict[str, Any] | None = None
+        self._last_path: Path | None = None
+        self._start = time.perf_counter()
+        self._epoch_clock = self._start
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    def setup_loss_function(self, config: Mapping[str, Any] | str) -> Any:
+        """Build the loss from a seed-style config or a loss preset name; a ``scheduler`` entry
+        (``{"type": "adaptive" | "cosine" | "step" | "performance", "params": {...}}``) adds a loss-weight schedule,
+        stepped once per epoch. Returns the loss.
+
+        Raises:
+            ValueError: unknown preset, type, key or schedule (the valid ones are listed).
+        """
+        settings = _config(config, get_preset_loss_config, "loss")
+        loss = create_loss_function(settings)
+        if self.loss_scheduler is not None:
+            self.loss_scheduler.close()
+        self.loss_function, self.loss_config = loss, settings
+        self.loss_scheduler = create_loss_scheduler(loss, settings["scheduler"]) if settings.get("scheduler") else None
+        self._update_params()
+        return loss
+
+    def setup_checkpointing(self, config: Mapping[str, Any] | str) -> Any:
+        """Build the checkpoint manager (in ``model_dir/checkpoints``) from a seed-style config or a checkpoint preset
+        name. An earlier run's checkpoints there are replaced once this run's first one is saved, unless the config
+        says ``existing="error"`` or ``"keep"`` (or :meth:`resume` continues them). Returns the manager.
+
+        Raises:
+            ValueError: unknown preset, manager type, strategy or parameter (the valid ones are listed).
+        """
+        settings = _config(config, get_checkpoint_preset, "checkpoint")
+        self.checkpoint_manager = create_checkpoint_manager(
+            self.model_dir / CHECKPOINT_DIR, self.model_name, {"existing": "replace", **settings}
+        )
+        self.checkpoint_config = settings
+        if self.tracker is not None:
+            self.tracker.checkpoint = self.checkpoint_manager
+        self._update_params()
+        return self.checkpoint_manager
+
+    def _update_params(self) -> None:
+        if self.tracker is None:
+            return
+        params = {"model": self.model_info, "loss": self.loss_config, "checkpoint": self.checkpoint_config}
+        self.tracker.params = {k: v for k, v in params.items() if v}
+        if self.tracker.active:
+            self.tracker.log_params(self.tracker.params)
+
+    def _require(self, name: str, how: str) -> Any:
+        value = getattr(self, name)
+        if value is None:
+            raise SettingsError(f"TrainingManager.{name} is not set up: call {how} first (or use quick_training_setup)")
+        return value
+
+    # ------------------------------------------------------------------------------------------------ the loop
+    def describe_model(self, model: torch.nn.Module) -> None:
+        """Record the model's class and size (``model_info``, an MLflow parameter) once."""
+        if not self.model_info:
+            self.model_info = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
+            self._update_params()
+
+    def _begin(self, model: torch.nn.Module, batch: Any) -> None:
+        self.describe_model(model)
+        if self.roi_size is None:
+            self.roi_size = tuple(split_batch(batch, None)[0].shape[2:])
+        if self.tracker is not None and not self.tracker.active:
+            self.tracker.start()
+
+    def train_step(self, model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimizer, device: Any = None) -> dict[str, float]:
+        """One optimisation step on ``batch`` (``(inputs, targets)`` or ``{"image", "label"}``).
+
+        Returns:
+            ``loss``, each term (``dice_loss``, ``bce_loss``, ...), ``dice`` on the batch and ``lr``.
+
+        Raises:
+            SettingsError: :meth:`setup_loss_function` was not called.
+        """
+        loss = self._require("loss_function", "setup_loss_function(config)")
+        self._begin(model, batch)
+        metrics = train_step(model, batch, optimizer, loss, device, self.threshold)
+        self._steps.add(metrics)
+        self._total_steps += 1
+        return metrics
+
+    def process_function(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: Any = None) -> Any:
+        """The same step as :meth:`train_step`, as a process function for a plain ``ignite.engine.Engine``."""
+        return process_function(model, optimizer, self._require("loss_function", "setup_loss_function(config)"), device, self.threshold)
+
+    def validation_step(self, model: torch.nn.Module, val_loader: Any, device: Any) -> dict[str, float]:
+        """Mean Dice (``val_dice``) over ``val_loader``'s whole volumes by sliding-window inference (windows of
+        ``roi_size``)."""
+        if self.roi_size is None:
+            raise SettingsError("validation_step needs roi_size: pass TrainingManager(..., roi_size=(x, y, z)) or run a train_step first")
+        return validate(model, val_loader, device, self.roi_size, self.threshold)
+
+    def _close_epoch(self, epoch: int, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+        if self._pending is not None and self._pending["epoch"] == epoch + 1:
+            return self._pending
+        record: dict[str, Any] = {"epoch": int(epoch) + 1, **self._steps.means(), "steps": self._steps.steps}
+        if self.loss_function is not None:
+            record.update(schedule_values(self.loss_function.weights, None))
+        if self.loss_scheduler is not None:
+            self.loss_scheduler.step(epoch, scalar_metrics(metrics) or None)
+        self._steps.reset()
+        self._pending = record
+        return record
+
+    def save_checkpoint(
+        self, model: torch.nn.Module, optimizer: Any = None, scheduler: Any = None, epoch: int = 0, metrics: Mapping[str, Any] | None = None
+    ) -> Path | None:
+        """Offer epoch ``epoch``'s state (model, optimizer, LR scheduler, loss schedule, MLflow run id, history) to
+        the checkpoint strategy. Returns the file written, or None.
+
+        Raises:
+            SettingsError: :meth:`setup_checkpointing` was not called.
+        """
+        manager = self._require("checkpoint_manager", "setup_checkpointing(config)")
+        record = self._close_epoch(epoch, metrics)
+        record.update(scalar_metrics(metrics))
+        extra = {STATE_KEYS["history"]: {"history": [*self.history, dict(record)]}}
+        if self.loss_scheduler is not None:
+            extra[STATE_KEYS["loss_schedule"]] = self.loss_scheduler.state_dict()
+        if self.tracker is not None:
+            extra[STATE_KEYS["tracker"]] = self.tracker.state_dict()
+        self._last_path = manager.save_checkpoint(model, optimizer, scheduler, epoch + 1, metrics, iteration=self._total_steps, extra_state=extra)
+        return self._last_path
+
+    def end_epoch(self, epoch: int, step_metrics: Mapping[str, Any] | None = None, val_metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Close epoch ``epoch``: record it (epoch means of the steps, weights in force, ``val_metrics``, time, the
+        checkpoint decision), log it to MLflow, refresh the plot.
+
+        Returns:
+            the epoch's record, with ``checkpoint_path`` (the file saved at this epoch, or None).
+        """
+        record = self._close_epoch(epoch, val_metrics)
+        record.update(scalar_metrics(val_metrics))
+        for key, value in scalar_metrics(step_metrics).items():
+            record.setdefault(key, value)
+        now = time.perf_counter()
+        record["time_s"] = now - self._epoch_clock
+        self._epoch_clock = now
+        self.history.append(record)
+        self._pending = None
+        if self.tracker is not None and self.tracker.active:
+            self.tracker.log_metrics(record, record["epoch"])
+            self.tracker.log_checkpoint_events()
+        if self.plots:
+            self.plot()
+        path, self._last_path = self._last_path, None
+        return {**record, "checkpoint_path": None if path is None else str(path)}
+
+    # ------------------------------------------------------------------------------------------------ resume
+    def resume(self, model: torch.nn.Module, optimizer: Any = None, scheduler: Any = None, checkpoint: str | Path = "auto") -> int:
+        """Load a checkpoint (``"auto"``, ``"best"``, ``"last"`` or a file) into the objects and the manager (loss
+        schedule, history, MLflow run, which is then continued).
+
+        Returns:
+            the next epoch to train (0-based, for ``range(start, num_epochs)``); 0 when ``"auto"`` finds nothing.
+        """
+        manager = self._require("checkpoint_manager", "setup_checkpointing(config)")
+        try:
+            info = manager.load_checkpoint(checkpoint, model, optimizer, scheduler)
+        except CheckpointError:
+            if checkpoint == "auto" and not manager.store.entries:
+                return 0
+            raise
+        state = manager.store.load(info["path"]).get("state", {})
+        if self.loss_scheduler is not None and STATE_KEYS["loss_schedule"] in state:
+            self.loss_scheduler.load_state_dict(state[STATE_KEYS["loss_schedule"]])
+        if self.tracker is not None and STATE_KEYS["tracker"] in state:
+            self.tracker.load_state_dict(state[STATE_KEYS["tracker"]])
+        self.history[:] = [dict(r) for r in state.get(STATE_KEYS["history"], {}).get("history", [])]
+        self._total_steps = int(info.get("iteration") or 0)
+        logger.info("resumed %s from %s (epoch %s)", self.model_name, info["path"], info["epoch"])
+        return int(info["epoch"] or 0)
+
+    # ------------------------------------------------------------------------------------------------ ignite
+    def attach(self, trainer: Any, evaluator: Any = None, to_save: Mapping[str, Any] | None = None, resume: str | Path | None = None) -> "TrainingManager":
+        """Wire this manager's loss, loss schedule, checkpointing, history, plots and MLflow run into Ignite engines
+        (see :func:`pipeline.training.wiring.attach_manager`). Returns the manager."""
+        from pipeline.training.wiring import attach_manager
+
+        attach_manager(self, trainer, evaluator, to_save, resume)
+        return self
+
+    # ------------------------------------------------------------------------------------------------ outputs
+    @property
+    def _checkpointer(self) -> Any:
+        return None if self.checkpoint_manager is None else self.checkpoint_manager.checkpointer
+
+    def records(self) -> list[dict[str, Any]]:
+        """The history with each epoch's checkpoint decisions (:func:`pipeline.history.with_checkpoints`)."""
+        saves = [] if self._checkpointer is None else self._checkpointer.history
+        return with_checkpoints(self.history, saves)
+
+    def plot(self) -> Path:
+        """Write ``<model_name>_training_curves.png`` (losses and terms, loss weights, validation with checkpoints)."""
+        path = self.model_dir / f"{self.model_name}_training_curves.png"
+        return plot_training_curves(self.records(), path, title=f"{self.model_name}: training")
+
+    def get_checkpoint_summary(self) -> dict[str, Any]:
+        """The checkpoint manager's summary (strategy, ``total_checkpoints``, best, the files) and its save decisions."""
+        manager = self._require("checkpoint_manager", "setup_checkpointing(config)")
+        return {**manager.get_checkpoint_summary(), "decisions": list(self._checkpointer.history)}
+
+    def get_training_summary(self) -> dict[str, Any]:
+        """``training_progress`` (``total_epochs``, ...), ``model_info`` (``best_metric``, ...), ``loss_info``,
+        ``checkpoint_info`` (``total_checkpoints``, ...) and ``tracking``, as the seed reports them."""
+        loss_info = {
+            "config": self.loss_config,
+            "weights": None if self.loss_function is None else dict(self.loss_function.weights),
+            "scheduler": None if self.loss_scheduler is None else self.loss_scheduler.schedule.name,
+        }
+        tracking = {"enabled": self.tracker is not None}
+        if self.tracker is not None:
+            tracking.update(tracking_uri=self.tracker.tracking_uri, run_id=self.tracker.run_id, experiment=self.tracker.experiment_name)
+        return training_summary(
+            self.model_name, str(self.model_dir), self.history,
+            None if self.checkpoint_manager is None else self.get_checkpoint_summary(),
+            self.model_info, loss_info, tracking, time.perf_counter() - self._start,
+            self._total_steps if self.trainer is None else self.trainer.state.iteration,
+        )
+
+    def export_training_data(self) -> Path:
+        """Write the history (``<model_name>_history.json`` / ``.csv``), the plot and ``<model_name>_training_data.json``
+        (summary and history together). Returns the path of the last."""
+        records = self.records()
+        export_history(records, self.model_dir, f"{self.model_name}_history")
+        if self.plots:
+            self.plot()
+        path = self.model_dir / f"{self.model_name}_training_data.json"
+        payload = {"summary": self.get_training_summary(), "history": records}
+        path.write_text(strict_json(payload))
+        return path
+
+    def artifact_files(self) -> list[Path]:
+        """The exported files that exist (what the MLflow run keeps as artifacts, with the best checkpoint)."""
+        names = ["_history.json", "_history.csv", "_training_curves.png", "_training_data.json"]
+        return [p for p in (self.model_dir / f"{self.model_name}{n}" for n in names) if p.is_file()]
+
+    def finish(self, status: str = "FINISHED") -> Path:
+        """End of a hand-written training: export (:meth:`export_training_data`), log the files and the best
+        checkpoint to MLflow and end the run with ``status``. Returns the export path."""
+        path = self.export_training_data()
+        if self.tracker is not None and self.tracker.active:
+            self.tracker.log_checkpoint_events()
+            self.tracker.log_artifacts()
+            self.tracker.end(status)
+        return path
+
+    def __enter__(self) -> "TrainingManager":
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if error is None:
+            self.finish()
+        elif self.tracker is not None:
+            self.tracker.end("FAILED")

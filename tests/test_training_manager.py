@@ -1,0 +1,264 @@
+"""TrainingManager: the seed's loop on a real MONAI UNet, its summary, exports, plots and MLflow run (read back with
+mlflow.MlflowClient), resume, and manager.attach on real Ignite engines."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import matplotlib.image
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from monai.engines import SupervisedTrainer
+from monai.inferers import SimpleInferer
+
+from pipeline import TrainingManager, create_training_manager, quick_training_setup
+from pipeline.networks import create_unet
+from pipeline.tracking import import_mlflow
+from tiny_engines import dice_evaluator  # tests/tiny_engines.py
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _volume(seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bright tube along z in noise, and its label (1 x 1 x size^3)."""
+    g = torch.Generator().manual_seed(seed)
+    label = torch.zeros(1, 1, size, size, size)
+    c = size // 2 + seed % 3 - 1
+    label[..., c - 2:c + 2, c - 2:c + 2, :] = 1
+    return label * 2 + 0.3 * torch.randn(label.shape, generator=g), label
+
+
+TRAIN = [_volume(i, 16) for i in range(3)]
+VAL = [_volume(10 + i, 24) for i in range(2)]  # bigger than the 16^3 patches: sliding windows
+
+
+def _net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_unet(channels=(4, 8), strides=(2,), num_res_units=0)
+
+
+COSINE = {"type": "cosine", "params": {"start_weights": {"dice": 0.5, "bce": 0.5}}}
+STEP = {"type": "step", "params": {"step_size": 1, "gamma": 0.5}}  # a function of the epoch alone
+
+
+def _manager(path, scheduler=COSINE, **kwargs) -> TrainingManager:
+    manager = TrainingManager(path, "tiny", **kwargs)
+    loss = {"type": "combined", "dice_weight": 0.8, "bce_weight": 0.2}
+    if scheduler:
+        loss["scheduler"] = scheduler
+    manager.setup_loss_function(loss)
+    manager.setup_checkpointing({"save_strategy": "best", "monitor_metric": "val_dice", "mode": "max", "max_checkpoints": 2})
+    return manager
+
+
+def _seed_loop(manager: TrainingManager, model, optimizer, epochs: range) -> list[dict]:
+    summaries = []
+    for epoch in epochs:
+        for inputs, targets in TRAIN:
+            step_metrics = manager.train_step(model, (inputs, targets), optimizer, "cpu")
+        val_metrics = manager.validation_step(model, VAL, "cpu")
+        manager.save_checkpoint(model, optimizer, None, epoch, val_metrics)
+        summaries.append(manager.end_epoch(epoch, step_metrics, val_metrics))
+    return summaries
+
+
+def _history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))]
+
+
+def test_seed_loop_summary_exports_plots_and_mlflow(tmp_path):
+    manager = _manager(tmp_path, enable_mlflow=True)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    step = manager.train_step(model, TRAIN[0], optimizer, "cpu")
+    assert set(step) == {"loss", "dice_loss", "bce_loss", "dice", "lr"}
+    assert step["loss"] == pytest.approx(0.5 * step["dice_loss"] + 0.5 * step["bce_loss"], rel=1e-5)  # cosine start
+    summaries = _seed_loop(manager, model, optimizer, range(3))
+    export = manager.finish()
+
+    history = manager.history
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[0]["steps"] == 4 and history[1]["steps"] == 3  # the extra step above belongs to epoch 1
+    assert [h["weight_dice"] for h in history][0] == pytest.approx(0.5)
+    assert history[-1]["weight_dice"] > history[0]["weight_dice"]  # cosine: from 0.5 towards 0.8
+    assert all(0.0 <= h["val_dice"] <= 1.0 for h in history)
+    assert summaries[0]["checkpoint_path"] is not None  # the first epoch is always the best so far
+
+    summary = manager.get_training_summary()
+    assert summary["training_progress"]["total_epochs"] == 3
+    assert summary["training_progress"]["total_steps"] == 10
+    best = max(h["val_dice"] for h in history)
+    assert summary["model_info"]["best_metric"] == pytest.approx(best)
+    assert summary["model_info"]["best_epoch"] == next(h["epoch"] for h in history if h["val_dice"] == best)
+    on_disk = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert summary["checkpoint_info"]["total_checkpoints"] == len(on_disk) >= 1
+    assert summary["loss_info"]["scheduler"] == "cosine"
+    assert manager.get_checkpoint_summary()["decisions"][0]["epoch"] == 1
+
+    payload = json.loads(export.read_text())
+    assert len(payload["history"]) == 3 and payload["summary"]["training_progress"]["total_epochs"] == 3
+    with open(tmp_path / "tiny_history.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"loss", "dice_loss", "bce_loss", "weight_dice", "weight_bce", "val_dice", "time_s", "checkpoint",
+            "checkpoint_reasons"} <= set(rows[0])
+    assert rows[0]["checkpoint_reasons"] == "best"
+    assert json.loads((tmp_path / "tiny_history.json").read_text())[2]["epoch"] == 3
+    png = tmp_path / "tiny_training_curves.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert matplotlib.image.imread(png).shape[1] > 1000  # three panels
+
+    client = import_mlflow().MlflowClient(manager.tracker.tracking_uri)
+    experiment = client.get_experiment_by_name("vessel-segmentation")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_id for r in runs] == [manager.tracker.run_id]
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == "tiny"
+    params = run.data.params
+    assert params["loss.dice_weight"] == "0.8" and params["loss.scheduler.type"] == "cosine"
+    assert params["checkpoint.save_strategy"] == "best" and params["model.class"] == "UNet"
+    for key in ("loss", "dice_loss", "bce_loss", "weight_dice", "weight_bce", "val_dice", "time_s"):
+        assert [s for s, _ in _history(client, run.info.run_id, key)] == [1, 2, 3], key
+    assert [v for _, v in _history(client, run.info.run_id, "weight_dice")] == pytest.approx([h["weight_dice"] for h in history])
+    assert _history(client, run.info.run_id, "checkpoint_saved")[0] == (1, 1.0)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"tiny_history.json", "tiny_history.csv", "tiny_training_curves.png", "tiny_training_data.json", "best_model"} <= artifacts
+    best_file = manager.checkpoint_manager.get_best_checkpoint_path().name
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "best_model")] == [f"best_model/{best_file}"]
+
+
+def test_resume_continues_history_schedule_and_mlflow_run(tmp_path):
+    first = _manager(tmp_path, enable_mlflow=True)
+    model, optimizer = _net(), None
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    _seed_loop(first, model, optimizer, range(2))  # then the process dies: no finish()
+    run_id = first.tracker.run_id
+    weights_next = dict(first.loss_function.weights)
+
+    second = _manager(tmp_path, enable_mlflow=True)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    start = second.resume(model, optimizer)
+    assert start == 2
+    assert dict(second.loss_function.weights) == weights_next
+    assert [h["epoch"] for h in second.history] == [1, 2]
+    _seed_loop(second, model, optimizer, range(start, 3))
+    second.finish()
+    assert second.tracker.run_id == run_id
+    client = second.tracker.client
+    assert len(client.search_runs([client.get_experiment_by_name("vessel-segmentation").experiment_id])) == 1
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["pipeline.resumes"] == "1"
+    assert [s for s, _ in _history(client, run_id, "val_dice")] == [1, 2, 3]
+    assert [h["epoch"] for h in second.history] == [1, 2, 3]
+    assert second.get_training_summary()["training_progress"]["total_epochs"] == 3
+
+
+def test_attach_on_a_plain_engine_matches_the_manual_loop(tmp_path):
+    manual = _manager(tmp_path / "manual", STEP)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    _seed_loop(manual, model, optimizer, range(3))
+
+    ignite = _manager(tmp_path / "ignite", STEP)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    trainer = Engine(ignite.process_function(model, optimizer, "cpu"))
+    evaluator = Engine(lambda engine, batch: None)
+    evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(ignite.validation_step(model, VAL, "cpu")))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
+    ignite.roi_size = (16, 16, 16)
+    ignite.attach(trainer, evaluator, to_save={"model": model, "optimizer": optimizer, "trainer": trainer})
+    trainer.run(TRAIN, max_epochs=3)
+
+    keys = ("loss", "dice_loss", "bce_loss", "weight_dice", "weight_bce", "val_dice")
+    for m, i in zip(manual.history, ignite.history, strict=True):
+        assert m["epoch"] == i["epoch"]
+        assert {k: i[k] for k in keys} == pytest.approx({k: m[k] for k in keys}, rel=1e-5, abs=1e-6)
+
+    def saves(manager):
+        return [(s["file"], [r for r in s["reasons"] if r != "final"]) for s in manager.checkpoint_manager.checkpointer.history]
+
+    assert saves(ignite) == saves(manual)
+    assert ignite.get_checkpoint_summary()["total_checkpoints"] == manual.get_checkpoint_summary()["total_checkpoints"]
+    assert ignite.get_training_summary()["training_progress"]["total_steps"] == 9
+    assert (tmp_path / "ignite" / "tiny_history.csv").is_file()
+    assert (tmp_path / "ignite" / "tiny_training_curves.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_attach_on_a_monai_trainer_tracks_weights_terms_and_key_metric(tmp_path):
+    manager = _manager(tmp_path, scheduler=None, enable_mlflow=True)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batches = [{"image": x, "label": y} for x, y in TRAIN]
+    evaluator = dice_evaluator(model, [{"image": x[..., :16, :16, :16], "label": y[..., :16, :16, :16]} for x, y in VAL])
+    trainer = SupervisedTrainer(
+        device="cpu", max_epochs=2, train_data_loader=batches, network=model, optimizer=optimizer,
+        loss_function=torch.nn.MSELoss(), inferer=SimpleInferer(),
+    )
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run(e.state.epoch))
+    manager.attach(trainer, evaluator)
+    assert trainer.loss_function is manager.loss_function
+    trainer.run()
+
+    assert manager.checkpoint_manager.strategy.monitor == "val_mean_dice"
+    assert [h["epoch"] for h in manager.history] == [1, 2] and "val_mean_dice" in manager.history[1]
+    client = manager.tracker.client
+    run = client.get_run(manager.tracker.run_id)
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    assert metrics["weight_dice"] == pytest.approx(0.8) and metrics["weight_bce"] == pytest.approx(0.2)
+    assert metrics["loss"] == pytest.approx(0.8 * metrics["dice_loss"] + 0.2 * metrics["bce_loss"], rel=1e-4)
+    assert [s for s, _ in _history(client, run.info.run_id, "val_mean_dice")] == [1, 2]
+    assert run.data.params["model.class"] == "UNet"
+    best = manager.get_training_summary()["model_info"]["best_metric"]
+    assert best == pytest.approx(max(h["val_mean_dice"] for h in manager.history))
+    assert "best_model" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_presets_and_one_line_setups(tmp_path):
+    quick = quick_training_setup(tmp_path / "q", "m")
+    assert dict(quick.loss_function.weights) == {"dice": 0.7, "bce": 0.3}
+    assert quick.checkpoint_manager.save_strategy == "best" and quick.tracker is None
+    advanced = create_training_manager(tmp_path / "a", "m", loss_preset="focal_segmentation", checkpoint_preset="adaptive", enhanced=True)
+    assert dict(advanced.loss_function.weights) == {"dice": 0.6, "bce": 0.4}
+    assert advanced.checkpoint_manager.save_strategy == "adaptive"
+    assert advanced.tracker.tracking_uri == f"sqlite:///{(tmp_path / 'a' / 'mlflow.db').resolve()}"
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m: m.setup_loss_function("no_such_preset"), r"unknown loss preset 'no_such_preset'; valid presets: \[.*default_segmentation"),
+        (lambda m: m.setup_loss_function({"type": "combined", "dice_wieght": 1.0}), r"unknown key\(s\) \['dice_wieght'\].*valid keys"),
+        (lambda m: m.setup_loss_function({"dice_weight": 1.0, "scheduler": {"type": "nope"}}), r"nope.*adaptive"),
+        (lambda m: m.setup_checkpointing("no_such_preset"), r"unknown checkpoint preset 'no_such_preset'; valid presets: \[.*adaptive"),
+        (lambda m: m.setup_checkpointing({"save_strategy": "best", "max_checkpionts": 3}), r"max_checkpionts.*valid"),
+        (lambda m: m.setup_checkpointing({"manager_type": "magic"}), r"unknown manager_type 'magic'; valid: \['standard', 'auto'\]"),
+        (lambda m: m.setup_loss_function(42), r"must be a dict or a preset name"),
+    ],
+)
+def test_bad_configuration_is_named(tmp_path, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(TrainingManager(tmp_path))
+
+
+def test_calls_before_set_up_and_unwritable_folder(tmp_path):
+    manager = TrainingManager(tmp_path)
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"loss_function is not set up: call setup_loss_function\(config\) first"):
+        manager.train_step(model, TRAIN[0], optimizer)
+    with pytest.raises(ValueError, match=r"checkpoint_manager is not set up: call setup_checkpointing\(config\) first"):
+        manager.save_checkpoint(model, optimizer, None, 0, {"val_dice": 0.5})
+    with pytest.raises(ValueError, match="roi_size"):
+        manager.validation_step(model, VAL, "cpu")
+    quick = quick_training_setup(tmp_path / "q")
+    with pytest.raises(ValueError, match="plain Ignite engine needs to_save"):
+        quick.attach(Engine(lambda e, b: None))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=r"model_dir '.*a_file/out' is not a writable folder"):
+        TrainingManager(blocker / "out")
