@@ -1,0 +1,51 @@
+"""The bundle's multi_gpu_train.json in two real ``torchrun`` processes (gloo on CPU): both train, rank 0 alone writes
+checkpoints, the exported weights and the MLflow run."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from pipeline.bundle_support import load_weights
+from pipeline.checkpoint import CheckpointStore, load_training_state
+from pipeline.networks import create_unet
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "bundles" / "coronary_vessel_seg" / "configs"
+
+
+def test_two_processes_train_and_only_rank0_writes(tiny_dataset, tmp_path):
+    root = tmp_path / "bundle"
+    configs = json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
+    schedule = json.dumps({"start_weights": {"skeleton_recall": 0.0}, "warmup_epochs": 0, "epochs": 1})
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+         "run", "--config_file", configs, "--bundle_root", str(root), "--dataset_dir", str(tiny_dataset),
+         "--epochs", "2", "--val_interval", "1", "--patch_size", "[32,32,32]", "--num_samples", "2",
+         "--network_def#channels", "[8,16,32]", "--network_def#strides", "[2,2]", "--progress", "False",
+         "--loss_schedule_params", schedule],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    # both processes trained every epoch (each logs its own epoch line, with its own loss) ...
+    epochs = re.findall(r"pipeline\.train - INFO - epoch (\d)/2 +loss ([0-9.]+)", log)
+    assert sorted(e for e, _ in epochs) == ["1", "1", "2", "2"]
+    assert len({loss for e, loss in epochs if e == "1"}) == 2  # different data on each rank
+    # ... and the same loss weights, while one process wrote one checkpoint per epoch and one MLflow run
+    assert len(re.findall(r"loss weights for epoch 2: dice=0\.5000 bce=0\.5000 skeleton_recall=0\.5000", log)) == 2
+    assert len(re.findall(r"checkpoint unet_e\d+_i\d+\.pt saved", log)) == 2
+    assert len(re.findall(r"MLflow run \w+ ended FINISHED", log)) == 1
+    store = CheckpointStore(root / "models" / "checkpoints", "unet")
+    assert [e.epoch for e in store.entries] == [1, 2]
+    state = load_training_state(store.path(store.entries[-1]))
+    assert all(k.startswith("module.") for k in state["network"])  # saved from the DistributedDataParallel wrapper
+    assert len(state["rng"]["ranks"]) == 2  # the random state of both processes
+    network = load_weights(create_unet(channels=(8, 16, 32), strides=(2, 2)), root / "models" / "model.pt")
+    plain = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("module.") for k in plain) and plain.keys() == network.state_dict().keys()
