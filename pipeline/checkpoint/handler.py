@@ -12,6 +12,7 @@ from ignite.engine import Engine, Events
 
 from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
 from pipeline.checkpoint.distributed import PerRank, agree, is_writer
+from pipeline.checkpoint.loader_state import finish_epoch_iterator
 from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
 from pipeline.checkpoint.training_state import discover_training_state
@@ -132,6 +133,8 @@ class CheckpointHandler:
         self._handled_error: BaseException | None = None
         self._elapsed = 0.0
         self._clock_start: float | None = None
+        #: the checkpoint this run resumed from (an entry of this folder, or a path), None when it started afresh
+        self.resumed_from: CheckpointEntry | Path | None = None
 
     @staticmethod
     def _select(to_save: Mapping[str, Any], save_optimizer: bool, save_scheduler: bool, check: bool = True) -> dict[str, Any]:
@@ -316,6 +319,8 @@ class CheckpointHandler:
         return entry.file
 
     def _epoch_completed(self, engine: Engine) -> None:
+        if self._discover:
+            finish_epoch_iterator(engine)
         self._step(engine, "epoch")
 
     def _iteration_completed(self, engine: Engine) -> None:
@@ -421,6 +426,7 @@ class CheckpointHandler:
         if STATE_KEY in state:
             self.load_state_dict(state[STATE_KEY])
         self._begun = True
+        self.resumed_from = source
         logger.info("resumed from checkpoint %s", source.file if isinstance(source, CheckpointEntry) else source)
         return source
 

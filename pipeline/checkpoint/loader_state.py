@@ -17,7 +17,7 @@ import torch
 from pipeline.checkpoint.rng import generator_state, load_generator_state, load_numpy_state, numpy_state
 from pipeline.errors import CheckpointError
 
-__all__ = ["LoaderState", "random_states"]
+__all__ = ["LoaderState", "finish_epoch_iterator", "random_states"]
 
 _LEAVES = (str, bytes, int, float, bool, type(None), torch.Tensor, np.ndarray, torch.nn.Module)
 
@@ -38,6 +38,31 @@ def random_states(obj: Any) -> Iterator[np.random.RandomState]:
             stack.extend(reversed(item))
         elif hasattr(item, "__dict__") and not isinstance(item, type):
             stack.extend(reversed([v for k, v in vars(item).items() if not k.startswith("__")]))
+
+
+def finish_epoch_iterator(engine: Any) -> None:
+    """Let the engine's data iterator of the epoch that just ended see its end now, if it yielded all its batches.
+
+    Ignite stops an epoch after ``epoch_length`` batches and only asks the iterator for one more (and gets
+    ``StopIteration``) at the start of the next epoch. That last request still draws from the loader's generator
+    (torch's ``RandomSampler`` draws its next permutation), after a checkpoint taken at the epoch end; a resumed run,
+    which starts with a new iterator, would not draw it. Asking now puts the draw before the checkpoint, in every run,
+    without changing which numbers any epoch gets. An iterator with batches left is not touched.
+    """
+    iterator = getattr(engine, "_dataloader_iter", None)
+    yielded = getattr(iterator, "_num_yielded", None)
+    try:
+        length = len(iterator)  # type: ignore[arg-type]
+    except TypeError:
+        return
+    if yielded is None or yielded < length:
+        return
+    try:
+        next(iterator)  # type: ignore[call-overload]
+    except StopIteration:
+        pass
+    else:  # a loader longer than it said: nothing is lost, the engine sees this batch next
+        raise RuntimeError("the data loader yielded more batches than its length")
 
 
 def _generators(loader: Any) -> list[torch.Generator]:
