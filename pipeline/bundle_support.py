@@ -77,7 +77,7 @@ def finish_training(handler: CheckpointHandler, epoch_logger: Any, model_dir: st
     ``inference.json`` read) and the per-epoch history as ``model_dir/history.json``.
 
     Returns:
-        ``{"model", "best_checkpoint", "history"}``.
+        ``{"model", "best_checkpoint", "last_checkpoint", "history"}``.
     """
     best = handler.best_checkpoint or handler.last_checkpoint
     if best is None:
@@ -86,7 +86,7 @@ def finish_training(handler: CheckpointHandler, epoch_logger: Any, model_dir: st
     history = [{k: (None if v != v else v) for k, v in h.items()} for h in getattr(epoch_logger, "history", [])]
     (Path(model_dir) / "history.json").write_text(json.dumps(history, indent=2, allow_nan=False) + "\n")
     logger.info("best checkpoint %s, network weights exported to %s", best, model)
-    return {"model": model, "best_checkpoint": best, "history": history}
+    return {"model": model, "best_checkpoint": best, "last_checkpoint": handler.last_checkpoint, "history": history}
 
 
 def export_weights(checkpoint: str | Path, path: str | Path) -> Path:

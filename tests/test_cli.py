@@ -35,7 +35,8 @@ def test_make_phantoms(tmp_path, capsys):
     assert "wrote 3 image/label pairs" in capsys.readouterr().out
 
 
-def test_demo_trains_then_scores_test_cases(tiny_dataset, tmp_path, capsys):
+def test_demo_trains_with_the_bundle_then_scores_test_cases(tiny_dataset, tmp_path, capsys):
+    """``demo`` is the bundle: train.json, then evaluate.json on the held-out list, the per-case table printed."""
     out = tmp_path / "demo"
     args = ["-q", "demo", "--dataset-dir", str(tiny_dataset), "--output-dir", str(out), "--epochs", "1"]
     code = main(args + ["--patch-size", "32", "32", "32", "--no-progress", "--device", "cpu"])
@@ -43,24 +44,32 @@ def test_demo_trains_then_scores_test_cases(tiny_dataset, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "trained 1 epochs" in printed
     assert "coronary_004_image" in printed  # the one test case of the tiny dataset, in the per-case table
-    assert "clDice" in printed and "HD95 mm" in printed  # the evaluation tool's table follows
+    assert "clDice" in printed and "HD95 mm" in printed  # the evaluation tool's table
     summary = json.loads((out / "evaluation" / "summary.json").read_text())
-    assert summary["metric_per_case"][0]["case"] == "coronary_004_image"
-    scores = json.loads((out / "scores.json").read_text())
-    assert [s["case"] for s in scores] == ["coronary_004_image"]
-    assert 0.0 <= scores[0]["dice"] <= 1.0
-    pred = nib.load(scores[0]["prediction"])
+    (case,) = summary["metric_per_case"]
+    assert case["case"] == "coronary_004_image" and 0.0 <= case["metrics"]["1"]["Dice"] <= 1.0
+    pred = nib.load(out / "evaluation" / "predictions" / "coronary_004_image_pred.nii.gz")
     src = nib.load(tiny_dataset / "coronary_004_image.nii.gz")
     assert pred.shape == src.shape
     np.testing.assert_allclose(pred.affine, src.affine, atol=1e-5)
+    assert (out / "model.pt").is_file() and (out / "mlflow.db").is_file() and (out / "training_curves.png").is_file()
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
 
-    # the same checkpoint scored again by the evaluate command gives the same Dice
+    # the bundle's run reads like any training run: evaluate --checkpoint scores the same checkpoint to the same Dice
     code = main(["-q", "evaluate", "--checkpoint", str(_newest_checkpoint(out)),
                  "--dataset-dir", str(tiny_dataset), "--device", "cpu"])
     assert code == 0
-    printed = capsys.readouterr().out
-    assert f"{scores[0]['dice']:.4f}" in printed
-    assert summary["metric_per_case"][0]["metrics"]["1"]["Dice"] == pytest.approx(scores[0]["dice"], abs=1e-6)
+    assert f"{case['metrics']['1']['Dice']:.4f}" in capsys.readouterr().out
+
+
+def test_demo_bad_input_exits_2_before_training(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--dataset-dir", str(tmp_path / "nowhere"), "--output-dir", str(out)]) == 2
+    assert f"error: dataset folder '{tmp_path / 'nowhere'}' does not exist." in capsys.readouterr().err
+    assert main(["demo", "--dataset-dir", str(tiny_dataset), "--output-dir", str(out), "--loss", "vessel_cldice",
+                 "--loss-schedule", "cosinus"]) == 2
+    assert "cosinus" in capsys.readouterr().err
+    assert not list(out.rglob("*.pt"))
 
 
 def test_module_entry_point_reports_errors(tmp_path):
