@@ -1,0 +1,233 @@
+"""The training state a checkpoint holds (random generators, loader, what is found from the trainer), background
+saving and resume when the trainer starts."""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import random
+import threading
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import EarlyStopping
+from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedTrainer
+from monai.handlers import LrScheduleHandler
+from monai.transforms import Compose, RandGaussianNoised, RandSpatialCropd
+
+from pipeline.checkpoint import CheckpointHandler, atomic
+from pipeline.checkpoint.distributed import PerRank, agree
+from pipeline.checkpoint.loader_state import LoaderState, random_states
+from pipeline.checkpoint.rng import RNGState, load_numpy_state, numpy_state
+from pipeline.checkpoint.training_state import discover_training_state
+from pipeline.checkpoint.writer import BackgroundWriter, snapshot
+from pipeline.errors import CheckpointError, SettingsError
+from pipeline.losses import create_loss_function
+from pipeline.schedules import LossScheduleHandler
+
+
+def _draws() -> tuple:
+    return torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)], np.random.randn(3).tolist()
+
+
+def test_rng_state_round_trip_through_a_weights_only_file():
+    np.random.randn()  # numpy caches the second Gaussian of a pair: that is state too
+    random.gauss(0, 1)
+    buffer = io.BytesIO()
+    torch.save(RNGState().state_dict(), buffer)
+    first = _draws()
+    buffer.seek(0)
+    RNGState().load_state_dict(torch.load(buffer, weights_only=True))
+    assert _draws() == first
+
+
+def test_numpy_random_state_of_a_transform_round_trips():
+    generator = np.random.RandomState(3)
+    generator.standard_normal()
+    state = numpy_state(generator)
+    expected = generator.standard_normal(4)
+    load_numpy_state(state, generator)
+    assert generator.standard_normal(4).tolist() == expected.tolist()
+
+
+def _volumes(n=6):
+    return [{"image": torch.rand(1, 8, 8, 8, generator=torch.Generator().manual_seed(i))} for i in range(n)]
+
+
+def _loader(seed=5):
+    transform = Compose([RandSpatialCropd("image", (4, 4, 4), random_size=False), RandGaussianNoised("image", prob=0.5)])
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(Dataset(_volumes(), transform), batch_size=2, shuffle=True, generator=generator)
+
+
+def _epoch(loader) -> list[float]:
+    return [round(b["image"].sum().item(), 6) for b in loader]
+
+
+def test_loader_state_restores_order_and_augmentation():
+    loader = _loader()
+    _epoch(loader)
+    assert len(list(random_states(loader.dataset))) >= 2  # the transforms' own generators are found
+    state = LoaderState(loader).state_dict()
+    expected = _epoch(loader)
+    other = _loader(seed=99)  # another process, another seed: the state decides
+    LoaderState(other).load_state_dict(state)
+    assert _epoch(other) == expected
+
+
+def test_loader_state_of_another_transform_chain_is_refused():
+    state = LoaderState(_loader()).state_dict()
+    plain = DataLoader(Dataset(_volumes(), None), batch_size=2, shuffle=True, generator=torch.Generator())
+    with pytest.raises(CheckpointError, match=r"does not match the checkpoint: it has 1 shuffling generator\(s\) and \d+ random transform\(s\), the checkpoint 1 and \d+"):
+        LoaderState(plain).load_state_dict(state)
+
+
+def test_per_rank_state_from_more_processes_warns_and_takes_its_share(caplog):
+    mine, other = RNGState().state_dict(), RNGState().state_dict()
+    expected = torch.rand(2)
+    with caplog.at_level(logging.WARNING):
+        PerRank(RNGState()).load_state_dict({"ranks": [mine, other]})
+    assert "saved by 2 process(es), resumed by 1" in caplog.text
+    assert torch.equal(torch.rand(2), expected)
+    assert agree(lambda: {"a": 1}) == {"a": 1}  # one process: no broadcast
+
+
+def test_snapshot_copies_tensors_and_keeps_module_metadata():
+    net = torch.nn.Linear(2, 2)
+    state = {"model": net.state_dict(), "step": (1, [torch.ones(2)])}
+    copy = snapshot(state)
+    with torch.no_grad():
+        net.weight.add_(1)
+    assert not torch.equal(copy["model"]["weight"], net.weight)
+    assert hasattr(copy["model"], "_metadata") and copy["step"][0] == 1
+
+
+def test_background_writer_runs_one_write_at_a_time_and_raises_an_error_once():
+    writer = BackgroundWriter()
+    release, events = threading.Event(), []
+
+    def slow():
+        release.wait(5)
+        events.append("first")
+
+    writer.submit(slow)
+    assert writer.busy
+    threading.Timer(0.2, release.set).start()
+    writer.submit(lambda: events.append("second"))  # waits for the first
+    writer.wait()
+    assert events == ["first", "second"]
+
+    writer.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        writer.submit(lambda: events.append("never"))
+    writer.wait()  # raised once only
+    assert events == ["first", "second"]
+
+
+def _plain(seed=0):
+    torch.manual_seed(seed)
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    loader = torch.utils.data.DataLoader(torch.randn(12, 4, generator=torch.Generator().manual_seed(1)), batch_size=4,
+                                         shuffle=True, generator=torch.Generator().manual_seed(2))
+
+    def step(engine, batch):
+        opt.zero_grad()
+        loss = torch.nn.functional.dropout(net(batch), 0.5).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return net, opt, Engine(step), loader
+
+
+def test_async_save_writes_what_a_sync_save_writes(tmp_path):
+    states = {}
+    for background in (False, True):
+        net, opt, trainer, loader = _plain()
+        handler = CheckpointHandler(tmp_path / str(background), {"model": net, "optimizer": opt}, "epoch", max_checkpoints=1, async_save=background)
+        handler.attach(trainer)
+        trainer.run(loader, max_epochs=3)
+        assert not handler.checkpointer.writer or not handler.checkpointer.writer.busy
+        states[background] = [handler.store.load(e)["state"] for e in handler.checkpoints]
+        assert [e.epoch for e in handler.checkpoints] == [3]
+    for sync, background in zip(states[False], states[True]):
+        assert torch.equal(sync["model"]["weight"], background["model"]["weight"])
+        assert sync["rng"]["ranks"][0]["torch"].equal(background["rng"]["ranks"][0]["torch"])
+        assert sync["trainer"] == background["trainer"]
+
+
+def test_a_failed_background_write_is_raised_at_the_next_save_and_keeps_the_earlier_files(tmp_path, monkeypatch):
+    net, opt, trainer, loader = _plain()
+    handler = CheckpointHandler(tmp_path, {"model": net}, "epoch", max_checkpoints=1, async_save=True)
+    handler.attach(trainer)
+    trainer.run(loader, max_epochs=1)
+    assert [e.epoch for e in handler.checkpoints] == [1]
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=2), lambda e: monkeypatch.setattr(atomic.os, "fsync", full_disk))
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        trainer.run(loader, max_epochs=4)
+    monkeypatch.undo()
+    assert trainer.state.epoch == 3  # epoch 2's write failed in the background; epoch 3's save raised the error
+    assert [e.epoch for e in handler.checkpoints] == [1]  # evicted only after a durable write: nothing was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.manifest.json", "model_e0001_i00000003.pt"]
+
+
+def test_resume_argument_continues_at_start_and_a_longer_run_extends_it(tmp_path):
+    net, opt, trainer, loader = _plain()
+    CheckpointHandler(tmp_path / "straight", {"model": net}, "epoch").attach(trainer)
+    trainer.run(loader, max_epochs=4)
+    straight = net.weight.detach().clone()
+
+    net, opt, trainer, loader = _plain()
+    first = CheckpointHandler(tmp_path / "split", {"model": net, "optimizer": opt}, "epoch", resume="auto")
+    first.attach(trainer)
+    trainer.run(loader, max_epochs=2)  # an empty folder: starts afresh
+    assert first.resumed_from is None
+
+    net, opt, trainer, loader = _plain(seed=1)  # another process: other initial weights and generators
+    second = CheckpointHandler(tmp_path / "split", {"model": net, "optimizer": opt}, "epoch", resume="auto")
+    second.attach(trainer)
+    trainer.run(loader, max_epochs=4)  # the loader given to run() gets its state when the run starts
+    assert second.resumed_from.epoch == 2 and trainer.state.epoch == 4
+    assert torch.equal(net.weight, straight)
+
+
+def test_what_is_found_from_a_monai_trainer(tmp_path):
+    net = torch.nn.Conv3d(1, 1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss = create_loss_function("default_segmentation")
+    data = [{"image": torch.rand(1, 1, 4, 4, 4), "label": torch.ones(1, 1, 4, 4, 4)}]
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, 1)
+    trainer = SupervisedTrainer("cpu", 1, data, net, opt, loss, train_handlers=[LrScheduleHandler(scheduler, print_lr=False)])
+    schedule = LossScheduleHandler(loss, "cosine", {"epochs": 1})
+    schedule.attach(trainer)
+    stopper = EarlyStopping(3, lambda e: 0.0, trainer)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, stopper)
+    found = discover_training_state(trainer)
+    assert list(found) == ["trainer", "network", "optimizer", "lr_scheduler", "loss_schedule_handler", "early_stopping", "rng"]
+    assert found["lr_scheduler"] is scheduler and found["loss_schedule_handler"] is schedule and found["early_stopping"] is stopper
+    handler = CheckpointHandler(tmp_path, {"model": net}, "epoch")
+    handler.attach(trainer)
+    assert "network" not in handler.to_save  # given as "model": saved once
+
+
+def test_bad_resume_and_discovery_settings(tmp_path):
+    with pytest.raises(SettingsError, match="to_save is needed when discover=False"):
+        CheckpointHandler(tmp_path, None, discover=False)
+    with pytest.raises(SettingsError, match=r"resume must be None, one of \['auto', 'best', 'last'\]"):
+        CheckpointHandler(tmp_path, None, resume=3)
+    net, opt, trainer, loader = _plain()
+    handler = CheckpointHandler(tmp_path, None, "epoch", resume=tmp_path / "missing.pt")
+    handler.attach(trainer)
+    with pytest.raises(CheckpointError, match="missing.pt"):
+        trainer.run(loader, max_epochs=1)
