@@ -130,14 +130,14 @@ def test_seed_loop_summary_exports_plots_and_mlflow(tmp_path):
 
 
 def test_resume_continues_history_schedule_and_mlflow_run(tmp_path):
-    first = _manager(tmp_path, enable_mlflow=True)
+    first = _manager(tmp_path, enable_mlflow=True, plots=False)
     model, optimizer = _net(), None
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     _seed_loop(first, model, optimizer, range(2))  # then the process dies: no finish()
     run_id = first.tracker.run_id
     weights_next = dict(first.loss_function.weights)
 
-    second = _manager(tmp_path, enable_mlflow=True)
+    second = _manager(tmp_path, enable_mlflow=True, plots=False)
     model = _net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     start = second.resume(model, optimizer)
@@ -157,7 +157,7 @@ def test_resume_continues_history_schedule_and_mlflow_run(tmp_path):
 
 
 def test_attach_on_a_plain_engine_matches_the_manual_loop(tmp_path):
-    manual = _manager(tmp_path / "manual", STEP)
+    manual = _manager(tmp_path / "manual", STEP, plots=False)
     model = _net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     _seed_loop(manual, model, optimizer, range(3))
@@ -189,7 +189,7 @@ def test_attach_on_a_plain_engine_matches_the_manual_loop(tmp_path):
 
 
 def test_attach_on_a_monai_trainer_tracks_weights_terms_and_key_metric(tmp_path):
-    manager = _manager(tmp_path, scheduler=None, enable_mlflow=True)
+    manager = _manager(tmp_path, scheduler=None, enable_mlflow=True, plots=False)
     model = _net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     batches = [{"image": x, "label": y} for x, y in TRAIN]

@@ -122,7 +122,7 @@ def attach_manager(
     key_metric = getattr(getattr(evaluator, "state", None), "key_metric_name", None)
     if strategy.monitor == VAL_METRIC and key_metric and key_metric != VAL_METRIC:
         logger.info("checkpoints monitor the evaluator's key metric %s (configured: %s)", key_metric, VAL_METRIC)
-        strategy.monitor = key_metric
+        strategy.monitor = manager.checkpoint_manager.monitor_metric = key_metric
     if manager.tracker is not None:
         states["tracker"] = manager.tracker
     checkpoints = _checkpoint_handler(manager, states)
