@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = ["plot_training_curves", "plot_volume_previews"]
@@ -58,7 +59,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
     ax_val.set_title("validation" + (" and checkpoints" if marked else ""))
     ax_val.grid(alpha=0.3)
     if names or marked:
-        ax_val.legend(loc="lower right", fontsize=8)
+        ax_val.legend(loc="best", fontsize=8)
     if terms:
         ax_w = axes[2]
         for index, term in enumerate(terms):  # equal weights overlap: line styles and widths tell them apart
@@ -70,6 +71,8 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
         ax_w.set_title("loss weights in force")
         ax_w.grid(alpha=0.3)
         ax_w.legend(fontsize=8)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -78,13 +81,14 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
 
 
 def _mark_checkpoints(ax: plt.Axes, history: Sequence[dict]) -> bool:
-    """Triangles at the foot of ``ax`` at the epochs a checkpoint was saved, stars where it was saved as best."""
+    """Triangles along the top of ``ax`` at the epochs a checkpoint was saved, stars below them where it was saved as
+    best."""
     saved = [h["epoch"] for h in history if h.get("checkpoint_reasons")]
     best = [h["epoch"] for h in history if "best" in str(h.get("checkpoint_reasons", "")).replace(";", "+").split("+")]
     if saved:
-        ax.scatter(saved, [0.03] * len(saved), marker="v", color="grey", s=30, label="checkpoint saved", zorder=3)
+        ax.scatter(saved, [0.97] * len(saved), marker="v", color="grey", s=30, label="checkpoint saved", zorder=3)
     if best:
-        ax.scatter(best, [0.08] * len(best), marker="*", color="green", s=60, label="saved as best", zorder=3)
+        ax.scatter(best, [0.91] * len(best), marker="*", color="green", s=60, label="saved as best", zorder=3)
     return bool(saved)
 
 

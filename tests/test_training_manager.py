@@ -156,22 +156,41 @@ def test_resume_continues_history_schedule_and_mlflow_run(tmp_path):
     assert second.get_training_summary()["training_progress"]["total_epochs"] == 3
 
 
+def _ignite_run(manager: TrainingManager, epochs: int, resume: str | None = None) -> TrainingManager:
+    """The seed's loop as a plain Ignite engine (the manager's own step and validation), the manager attached."""
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    trainer = Engine(manager.process_function(model, optimizer, "cpu"))
+    evaluator = Engine(lambda engine, batch: None)
+    evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(manager.validation_step(model, VAL, "cpu")))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
+    manager.roi_size = (16, 16, 16)
+    manager.attach(trainer, evaluator, to_save={"model": model, "optimizer": optimizer, "trainer": trainer}, resume=resume)
+    trainer.run(TRAIN, max_epochs=epochs)
+    return manager
+
+
+def test_attach_resume_continues_the_mlflow_run_and_history(tmp_path):
+    first = _ignite_run(_manager(tmp_path, STEP, enable_mlflow=True, plots=False), 2)
+    second = _ignite_run(_manager(tmp_path, STEP, enable_mlflow=True, plots=False), 3, resume="auto")
+    assert second.tracker.run_id == first.tracker.run_id
+    assert [h["epoch"] for h in second.history] == [1, 2, 3]
+    # the step schedule went on: dice's raw weight halved after each epoch, the sum kept at 1: 0.8, 0.4/0.6, 0.2/0.4
+    assert [h["weight_dice"] for h in second.history] == pytest.approx([0.8, 0.4 / 0.6, 0.5])
+    client = second.tracker.client
+    assert len(client.search_runs([client.get_experiment_by_name("vessel-segmentation").experiment_id])) == 1
+    run = client.get_run(first.tracker.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["pipeline.resumes"] == "1"
+    assert [s for s, _ in _history(client, run.info.run_id, "loss")] == [1, 2, 3]
+
+
 def test_attach_on_a_plain_engine_matches_the_manual_loop(tmp_path):
     manual = _manager(tmp_path / "manual", STEP, plots=False)
     model = _net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     _seed_loop(manual, model, optimizer, range(3))
 
-    ignite = _manager(tmp_path / "ignite", STEP)
-    model = _net()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    trainer = Engine(ignite.process_function(model, optimizer, "cpu"))
-    evaluator = Engine(lambda engine, batch: None)
-    evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(ignite.validation_step(model, VAL, "cpu")))
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
-    ignite.roi_size = (16, 16, 16)
-    ignite.attach(trainer, evaluator, to_save={"model": model, "optimizer": optimizer, "trainer": trainer})
-    trainer.run(TRAIN, max_epochs=3)
+    ignite = _ignite_run(_manager(tmp_path / "ignite", STEP), 3)
 
     keys = ("loss", "dice_loss", "bce_loss", "weight_dice", "weight_bce", "val_dice")
     for m, i in zip(manual.history, ignite.history, strict=True):

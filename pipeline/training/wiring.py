@@ -40,9 +40,10 @@ def default_to_save(trainer: Engine) -> dict[str, Any]:
     return {"network": network, "optimizer": optimizer, "trainer": trainer}
 
 
-def _checkpoint_handler(manager: "TrainingManager", states: Mapping[str, Any]) -> CheckpointHandler:
-    """A checkpoint handler with the manager's strategy, folder and settings; the manager's CheckpointManager then
-    reads the handler's checkpointer, so its summary and lists show what the handler saves."""
+def _checkpoint_handler(manager: "TrainingManager", states: Mapping[str, Any], resume: str | Path | None) -> CheckpointHandler:
+    """A checkpoint handler with the manager's strategy, folder and settings (it adds the training state it finds
+    from the trainer to ``states``); the manager's CheckpointManager then reads the handler's checkpointer, so its
+    summary and lists show what the handler saves."""
     cm = manager.checkpoint_manager
     checkpointer = cm.checkpointer
     handler = CheckpointHandler(
@@ -56,6 +57,7 @@ def _checkpoint_handler(manager: "TrainingManager", states: Mapping[str, Any]) -
         disk_budget=checkpointer.disk_budget,
         fsync=checkpointer.store.fsync,
         existing=checkpointer.existing,
+        resume=resume,
     )
     cm.checkpointer = handler.checkpointer
     return handler
@@ -75,14 +77,16 @@ def attach_manager(
     - history: the trainer's :class:`~pipeline.handlers.EpochSummaryLogger` (one is attached if it has none) is the
       manager's ``history``; the plot is refreshed each epoch, the history exported at ``COMPLETED``;
     - checkpoints: a :class:`~pipeline.checkpoint.CheckpointHandler` with the manager's strategy, saving ``to_save``
-      (default for a MONAI trainer: network, optimizer, trainer) plus the schedule, the history and the MLflow run id;
-      a strategy monitoring ``val_dice`` follows a MONAI evaluator's key metric instead;
+      (default for a MONAI trainer: network, optimizer, trainer) plus the schedule, the history, the MLflow run id and
+      what the handler finds from the trainer (LR scheduler, random generators, ...); a strategy monitoring
+      ``val_dice`` follows a MONAI evaluator's key metric instead;
     - MLflow: the manager's tracker, when on.
 
     Call it after the validation handlers are attached (so the epoch's record holds the validation metrics).
 
     Args:
-        resume: ``"auto"``, ``"best"``, ``"last"`` or a checkpoint file to continue from (None: from scratch).
+        resume: ``"auto"``, ``"best"``, ``"last"`` or a checkpoint file to continue from when the trainer starts
+            (None: from scratch); the MLflow run of that checkpoint is continued.
 
     Raises:
         SettingsError: loss or checkpointing not set up, a plain engine without ``to_save``, or attached twice.
@@ -125,7 +129,7 @@ def attach_manager(
         strategy.monitor = manager.checkpoint_manager.monitor_metric = key_metric
     if manager.tracker is not None:
         states["tracker"] = manager.tracker
-    checkpoints = _checkpoint_handler(manager, states)
+    checkpoints = _checkpoint_handler(manager, states, resume)
 
     if manager.plots:
         trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: manager.plot())
@@ -135,5 +139,3 @@ def attach_manager(
         manager.tracker.attach(trainer, evaluator)
     checkpoints.attach(trainer, evaluator)
     manager.checkpoint_handler, manager.trainer = checkpoints, trainer
-    if resume is not None:
-        checkpoints.resume(resume)
