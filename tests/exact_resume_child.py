@@ -2,10 +2,11 @@
 by MONAI's SupervisedTrainer on random crops + flips of shuffled data_samples volumes, with an LR scheduler, a
 loss-weight schedule, validation, and a CheckpointHandler given no list of objects (it finds them).
 
-Usage: python exact_resume_child.py OUT EPOCHS [--kill EPOCH:ITERATION] [--resume] [--async]
+Usage: python exact_resume_child.py OUT EPOCHS [--kill EPOCH:ITERATION] [--resume] [--async] [--every-iteration]
 
 ``--kill E:I`` SIGKILLs this process after iteration I of epoch E; ``--resume`` continues from the newest checkpoint
-in OUT/checkpoints; at the end OUT/result.json holds the SHA-256 of the network's weights and the per-epoch records.
+in OUT/checkpoints; ``--every-iteration`` trains on one volume per batch and saves after every iteration (so the
+newest checkpoint is from the middle of an epoch); at the end OUT/result.json holds the SHA-256 of the network's weights and the per-epoch records.
 Under ``torchrun`` (``--ddp``) each rank trains on its half of the data and writes OUT/result<rank>.json.
 """
 
@@ -43,14 +44,14 @@ def weights_hash(network: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def main(out: Path, epochs: int, kill: tuple[int, int] | None, resume: bool, async_save: bool) -> None:
+def main(out: Path, epochs: int, kill: tuple[int, int] | None, resume: bool, async_save: bool, every_iteration: bool) -> None:
     torch.set_num_threads(1)
     rank, world = idist.get_rank(), idist.get_world_size()
     set_determinism(seed=0)
     items = load_datalist(DATA, "training")[:4]
     train_items = items[rank::world] if world > 1 else items
     sampler_loader = make_loader(
-        train_items, get_train_transforms(PATCH, num_samples=2), batch_size=2, shuffle=True, seed=7
+        train_items, get_train_transforms(PATCH, num_samples=2), batch_size=1 if every_iteration else 2, shuffle=True, seed=7
     )
     val_loader = make_loader(load_datalist(DATA, "validation")[:1], get_val_transforms())
     network = create_unet(channels=(4, 8, 16), strides=(2, 2), num_res_units=0, dropout=0.2)
@@ -65,9 +66,9 @@ def main(out: Path, epochs: int, kill: tuple[int, int] | None, resume: bool, asy
         lr_scheduler=lr_scheduler, progress_bar=False,
     )
     LossScheduleHandler(loss, "adaptive", {"temperature": 1.0}).attach(trainer, evaluator)
+    strategy = {"strategy": "interval", "strategy_params": {"every": 1, "unit": "iteration"}} if every_iteration else {"strategy": "best"}
     checkpoints = CheckpointHandler(
-        out / "checkpoints", strategy="best", max_checkpoints=2, resume="auto" if resume else None,
-        async_save=async_save,
+        out / "checkpoints", **strategy, max_checkpoints=2, resume="auto" if resume else None, async_save=async_save
     )
     checkpoints.attach(trainer, evaluator)
     records: list[dict] = []
@@ -106,10 +107,11 @@ if __name__ == "__main__":
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--async", dest="async_save", action="store_true")
     parser.add_argument("--ddp", action="store_true")
+    parser.add_argument("--every-iteration", action="store_true", help="one volume per batch, a checkpoint per iteration")
     args = parser.parse_args()
     kill_at = tuple(int(v) for v in args.kill.split(":")) if args.kill else None
     if args.ddp:
         with idist.Parallel(backend="gloo") as parallel:
-            parallel.run(lambda local_rank: main(args.out, args.epochs, kill_at, args.resume, args.async_save))
+            parallel.run(lambda local_rank: main(args.out, args.epochs, kill_at, args.resume, args.async_save, args.every_iteration))
     else:
-        main(args.out, args.epochs, kill_at, args.resume, args.async_save)
+        main(args.out, args.epochs, kill_at, args.resume, args.async_save, args.every_iteration)

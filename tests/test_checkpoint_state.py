@@ -130,16 +130,17 @@ def test_background_writer_runs_one_write_at_a_time_and_raises_an_error_once():
     assert events == ["first", "second"]
 
 
-def _plain(seed=0):
+def _plain(seed=0, own_generator=True):
     torch.manual_seed(seed)
-    net = torch.nn.Linear(4, 1)
+    net = torch.nn.Linear(4, 8)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(2) if own_generator else None  # None: shuffles with torch's generator
     loader = torch.utils.data.DataLoader(torch.randn(12, 4, generator=torch.Generator().manual_seed(1)), batch_size=4,
-                                         shuffle=True, generator=torch.Generator().manual_seed(2))
+                                         shuffle=True, generator=generator)
 
     def step(engine, batch):
         opt.zero_grad()
-        loss = torch.nn.functional.dropout(net(batch), 0.5).pow(2).mean()
+        loss = torch.nn.functional.dropout(net(batch), 0.25).pow(2).mean()
         loss.backward()
         opt.step()
         return loss.item()
@@ -199,6 +200,28 @@ def test_resume_argument_continues_at_start_and_a_longer_run_extends_it(tmp_path
     second.attach(trainer)
     trainer.run(loader, max_epochs=4)  # the loader given to run() gets its state when the run starts
     assert second.resumed_from.epoch == 2 and trainer.state.epoch == 4
+    assert torch.equal(net.weight, straight)
+
+
+def test_a_plain_engine_resumes_exactly_from_the_middle_of_an_epoch(tmp_path):
+    """The loader shuffles with torch's global generator, which dropout also draws from."""
+    every_iteration = {"strategy": "interval", "strategy_params": {"every": 1, "unit": "iteration"}}
+    net, opt, trainer, loader = _plain(own_generator=False)
+    trainer.run(loader, max_epochs=3)
+    straight = net.weight.detach().clone()
+
+    net, opt, trainer, loader = _plain(own_generator=False)
+    CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, **every_iteration).attach(trainer)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=5), lambda e: e.terminate())  # 2nd batch of epoch 2
+    trainer.run(loader, max_epochs=3)
+
+    net, opt, trainer, loader = _plain(seed=1, own_generator=False)
+    handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, **every_iteration, resume="auto")
+    handler.attach(trainer)
+    seen = []
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: seen.append(e.state.iteration))
+    trainer.run(loader, max_epochs=3)
+    assert handler.resumed_from.iteration == 5 and seen == [6, 7, 8, 9]
     assert torch.equal(net.weight, straight)
 
 

@@ -64,6 +64,21 @@ def test_sigkill_then_resume_gives_the_same_weights_bit_for_bit(tmp_path, straig
     assert result["checkpoints"] == straight["checkpoints"]
 
 
+def test_a_resume_from_the_middle_of_an_epoch_is_exact_too(tmp_path):
+    """A checkpoint after every iteration; killed after iteration 3 of epoch 3, the newest checkpoint is from after
+    iteration 2 of that epoch: the resumed run draws the epoch's first two batches again (untrained) to continue."""
+    straight = _run(str(tmp_path / "straight"), str(EPOCHS), "--every-iteration")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed = _run(str(tmp_path / "split"), str(EPOCHS), "--every-iteration", "--kill", "3:3")
+    assert killed.returncode == -signal.SIGKILL
+    resumed = _run(str(tmp_path / "split"), str(EPOCHS), "--every-iteration", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, result = _result(tmp_path / "straight"), _result(tmp_path / "split")
+    assert result["resumed_from"] == "model_e0003_i00000010.pt"  # 4 iterations per epoch: 2 of epoch 3 done
+    assert result["hash"] == expected["hash"]
+    assert result["records"] == expected["records"][2:]  # the adaptive weights too: the partial term sums were saved
+
+
 def test_two_torchrun_processes_killed_and_resumed_match_the_uninterrupted_run(tmp_path):
     straight = _run(str(tmp_path / "straight"), "3", torchrun=True)
     assert straight.returncode == 0, straight.stderr[-3000:]

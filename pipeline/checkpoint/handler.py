@@ -12,7 +12,7 @@ from ignite.engine import Engine, Events
 
 from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
 from pipeline.checkpoint.distributed import PerRank, agree, is_writer
-from pipeline.checkpoint.loader_state import finish_epoch_iterator
+from pipeline.checkpoint.loader_state import LoaderState, finish_epoch_iterator
 from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
 from pipeline.checkpoint.training_state import discover_training_state
@@ -209,6 +209,7 @@ class CheckpointHandler:
         # first: a resumed state must be in place before any other handler sees the run start
         run_first(trainer, Events.STARTED, self._started)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._run_last)
+        trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         for event, handler in self._ordered_handlers():
             trainer.add_event_handler(event, handler)
         self._find_state()
@@ -219,9 +220,9 @@ class CheckpointHandler:
         if not self._discover or self.trainer is None:
             return
         found = discover_training_state(self.trainer, self.evaluator, exclude=(self, *self._explicit.values()))
-        self._discovered = self._select(
-            {k: v for k, v in found.items() if k not in self._explicit}, self._save_optimizer, self._save_scheduler, check=False
-        )
+        new = {k: v for k, v in found.items() if k not in self._explicit and k not in self._discovered}
+        # what was found before stays (with anything a resume gave it); only new names are added
+        self._discovered.update(self._select(new, self._save_optimizer, self._save_scheduler, check=False))
         for name in [n for n in self._pending if n in self._discovered]:
             self._discovered[name].load_state_dict(self._pending.pop(name))
 
@@ -252,6 +253,8 @@ class CheckpointHandler:
             self._pending = {}
         self._handled_error = None
         self._run_last(engine)
+        # last of its event, right before Ignite makes the epoch's iterator (moved here, not while the event fires)
+        run_last(engine, Events.EPOCH_STARTED, self._epoch_started)
         self._clock_start = time.perf_counter()
 
     def _run_last(self, engine: Engine) -> None:
@@ -317,6 +320,11 @@ class CheckpointHandler:
             return None
         logger.info("checkpoint %s saved (%s)", entry.file, ", ".join(entry.reasons))
         return entry.file
+
+    def _epoch_started(self, engine: Engine) -> None:
+        loader = self._discovered.get("train_loader")
+        if isinstance(loader, PerRank) and isinstance(loader.obj, LoaderState):
+            loader.obj.start_epoch()
 
     def _epoch_completed(self, engine: Engine) -> None:
         if self._discover:

@@ -77,17 +77,28 @@ def _generators(loader: Any) -> list[torch.Generator]:
 class LoaderState:
     """``state_dict()`` / ``load_state_dict()`` for the random state of a DataLoader (see the module doc).
 
+    Given the ``engine`` that iterates the loader, it also makes a resume from the middle of an epoch exact: the
+    handler calls :meth:`start_epoch` last among the handlers of every ``EPOCH_STARTED``, right before Ignite makes
+    the epoch's iterator, and the state is remembered there. A checkpoint taken after ``k`` batches of an epoch holds
+    that epoch-start state and ``k``; resuming from it, :meth:`start_epoch` makes the iterator from the epoch-start
+    state, draws the ``k`` batches already trained on (running their random transforms again, so every generator ends
+    where it was) and hands Ignite the iterator positioned at batch ``k + 1``.
+
     Args:
         loader: a :class:`torch.utils.data.DataLoader` (MONAI's or torch's).
+        engine: the engine that iterates it (optional: without it only epoch-end states are saved).
     """
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: Any, engine: Any = None) -> None:
         self.loader = loader
+        self.engine = engine
+        self._epoch_start: dict[str, Any] | None = None
+        self._forward: tuple[int, torch.Tensor] | None = None  # (batches to skip, torch state at the epoch start)
 
     def _transform_states(self) -> list[np.random.RandomState]:
         return list(random_states(getattr(self.loader, "dataset", None)))
 
-    def state_dict(self) -> dict[str, Any]:
+    def _current(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "generators": [generator_state(g) for g in _generators(self.loader)],
             "transforms": [numpy_state(r) for r in self._transform_states()],
@@ -96,6 +107,37 @@ class LoaderState:
         if isinstance(epoch, int):
             state["sampler_epoch"] = epoch
         return state
+
+    def _position(self) -> int:
+        """Batches of the current epoch done (0 at an epoch end)."""
+        state = getattr(self.engine, "state", None)
+        length = getattr(state, "epoch_length", None)
+        return int(state.iteration % length) if length else 0
+
+    def start_epoch(self) -> None:
+        """Remember the state the epoch's iterator starts from; after a resume from the middle of an epoch, make that
+        iterator and skip the batches done (see the class doc)."""
+        if self._forward is None:
+            self._epoch_start = {**self._current(), "torch": torch.get_rng_state()}
+            return
+        skip, torch_at_start = self._forward
+        self._forward = None
+        resumed = torch.get_rng_state()
+        torch.set_rng_state(torch_at_start)  # a loader without its own generator draws from torch's
+        self._epoch_start = {**self._current(), "torch": torch_at_start}
+        iterator = iter(self.loader)
+        for _ in range(skip):
+            next(iterator)
+        torch.set_rng_state(resumed)
+        # Ignite uses an iterator it already has and counts the epoch's batches from `_init_iter`
+        self.engine._dataloader_iter = iterator
+        self.engine._init_iter = skip
+
+    def state_dict(self) -> dict[str, Any]:
+        position = self._position()
+        if position and self._epoch_start is not None:
+            return {**self._epoch_start, "batches_done": position}
+        return self._current()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         generators, transforms = _generators(self.loader), self._transform_states()
@@ -113,3 +155,6 @@ class LoaderState:
         sampler = getattr(self.loader, "sampler", None)
         if "sampler_epoch" in state and callable(getattr(sampler, "set_epoch", None)):
             sampler.set_epoch(int(state["sampler_epoch"]))
+        skip = int(state.get("batches_done", 0))
+        if skip and self.engine is not None:
+            self._forward = (skip, state["torch"].to(torch.uint8).cpu())

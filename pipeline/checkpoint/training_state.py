@@ -104,5 +104,5 @@ def discover_training_state(trainer: Engine, evaluator: Engine | None = None, ex
     add("rng", PerRank(RNGState()))
     loader = getattr(trainer, "data_loader", None) or getattr(trainer.state, "dataloader", None)
     if loader is not None and hasattr(loader, "dataset"):
-        add("train_loader", PerRank(LoaderState(loader)))
+        add("train_loader", PerRank(LoaderState(loader, trainer)))
     return found
