@@ -4,9 +4,8 @@ kind of data as data_samples/, smaller), one or two epochs, a two-level UNet."""
 from __future__ import annotations
 
 import json
-import os
+import logging
 import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from monai.utils import set_determinism
 from pipeline.tracking import import_mlflow
 
 REPO = Path(__file__).resolve().parents[1]
+#: loggers the examples quiet (restored after each run, so other tests see the usual levels)
+QUIETED = ("ignite.engine.engine.SupervisedTrainer", "ignite.engine.engine.SupervisedEvaluator")
 TINY = ["--patch", "32", "32", "16", "--channels", "4", "8", "--max-cases", "2", "--device", "cpu"]
 
 
@@ -24,28 +25,24 @@ def data(tiny_dataset) -> list[str]:
     return ["--data-dir", str(tiny_dataset)]
 
 
-def _run(script: str, out: Path, *args: str) -> str:
-    """Run an example in a new Python process, as a user would."""
-    env = {**os.environ, "VESSEL_EXAMPLE_EPOCHS": "2", "MLFLOW_TRACKING_URI": ""}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / script), "--out", str(out), *TINY, *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.fixture
 def run_here(monkeypatch, capsys):
-    """Run an example as ``__main__`` in this process (saves the imports of a new process)."""
+    """Run an example file as ``__main__``, as ``python examples/<script>`` does, in this process (a new process
+    would spend most of the test importing torch and MONAI again)."""
     monkeypatch.syspath_prepend(str(REPO / "examples"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("VESSEL_EXAMPLE_EPOCHS", "2")
 
     def run(script: str, out: Path, *args: str) -> str:
         monkeypatch.setattr(sys, "argv", [script, "--out", str(out), *TINY, *args])
+        levels = {name: logging.getLogger(name).level for name in QUIETED}
         capsys.readouterr()
-        runpy.run_path(str(REPO / "examples" / script), run_name="__main__")
-        set_determinism(seed=None)
+        try:
+            runpy.run_path(str(REPO / "examples" / script), run_name="__main__")
+        finally:
+            set_determinism(seed=None)
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
         return capsys.readouterr().out
 
     return run
@@ -58,9 +55,9 @@ def _run_of(out: Path):
     return client, runs[0]
 
 
-def test_quick_start(tmp_path, data):
+def test_quick_start(tmp_path, data, run_here):
     out = tmp_path / "quick"
-    stdout = _run("quick_start.py", out, *data)  # epochs from VESSEL_EXAMPLE_EPOCHS
+    stdout = run_here("quick_start.py", out, *data)  # epochs from VESSEL_EXAMPLE_EPOCHS
     assert "epoch 2:" in stdout and "epoch 3:" not in stdout
     data = json.loads((out / "coronary_unet_v1_training_data.json").read_text())
     assert data["summary"]["training_progress"]["total_epochs"] == 2

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from pipeline.checkpoint import CheckpointHandler
 from pipeline.errors import SettingsError
 from pipeline.tracking import MLflowTracker, RESUMES_TAG, import_mlflow, resolve_tracking_uri
 
+REPO = Path(__file__).resolve().parent.parent
 DATA = [torch.randn(2, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
 SCORES = [0.2, 0.5, 0.4, 0.6]
 
@@ -188,3 +192,19 @@ def test_state_is_plain_and_logging_needs_a_run(tmp_path):
     other.end()
     with pytest.raises(SettingsError, match="experiment_name"):
         MLflowTracker(tmp_path, experiment_name="")
+
+
+def test_only_rank_0_talks_to_mlflow_under_torchrun(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(REPO / "tests" / "tracking_ddp_child.py"), str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["run_id"] and ranks[0]["store"]
+    assert ranks[1]["run_id"] is None and not ranks[1]["store"] and not (tmp_path / "model_rank1").exists()
+    run = import_mlflow().MlflowClient(f"sqlite:///{tmp_path / 'model_rank0' / 'mlflow.db'}").get_run(ranks[0]["run_id"])
+    assert run.info.status == "FINISHED" and run.data.params == {"rank": "0"}
+    assert run.data.metrics["loss"] == pytest.approx(1.5)

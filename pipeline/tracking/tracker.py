@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ignite.distributed as idist
+import torch
 from ignite.engine import Engine, Events
 
 from pipeline.errors import SettingsError
@@ -56,10 +57,10 @@ class MLflowTracker:
 
     - at start: ``params`` flattened (``{"loss": {"dice_weight": 0.7}}`` -> ``loss.dice_weight``); parameters a
       continued run already has keep their first value (a changed one is reported in a warning);
-    - per epoch (step = trainer epoch): ``loss`` (the epoch's mean training loss), ``time_s``, the trainer's own
-      ``state.metrics``, ``weight_<term>`` / ``<term>_loss`` from ``trainer.state.loss_weights`` /
-      ``trainer.state.loss_components`` (published by :class:`~pipeline.schedules.LossScheduleHandler`), and the
-      evaluator's metrics after each validation;
+    - per epoch (step = trainer epoch): ``loss`` (the epoch's mean training loss), ``time_s``, ``lr`` (of a MONAI
+      trainer's optimizer), the trainer's own ``state.metrics``, ``weight_<term>`` / ``<term>_loss`` from
+      ``trainer.state.loss_weights`` / ``trainer.state.loss_components`` (published by
+      :class:`~pipeline.schedules.LossScheduleHandler`), and the evaluator's metrics after each validation;
     - checkpoint events, when ``checkpoint`` (a :class:`~pipeline.checkpoint.CheckpointHandler` or
       :class:`~pipeline.checkpoint.CheckpointManager`) is given: metrics ``checkpoint_saved`` (1) and
       ``checkpoint_best`` (1 when saved as best) at the epoch of each save, and the full save history as the artifact
@@ -187,11 +188,8 @@ class MLflowTracker:
 
     def _create(self, experiment_id: str) -> Any:
         model_dir = str(self.model_dir.resolve())
-        unfinished = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{MODEL_DIR_TAG}` = '{model_dir}' and attributes.status = 'RUNNING'",
-            max_results=5,
-        )
+        running = self.client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+        unfinished = [r for r in running if r.data.tags.get(MODEL_DIR_TAG) == model_dir]
         tags = {MODEL_DIR_TAG: model_dir, RESUMES_TAG: "0", **self.tags}
         if unfinished:
             ids = [r.info.run_id for r in unfinished]
@@ -329,6 +327,9 @@ class MLflowTracker:
         if self._loss_count:
             values["loss"] = self._loss_sum / self._loss_count
         values.update(schedule_values(getattr(state, "loss_weights", None), getattr(state, "loss_components", None)))
+        optimizer = getattr(engine, "optimizer", None)  # MONAI's trainers know theirs
+        if isinstance(optimizer, torch.optim.Optimizer):
+            values["lr"] = optimizer.param_groups[0]["lr"]
         values["time_s"] = time.perf_counter() - self._epoch_start
         self.log_metrics(values, state.epoch)
         if self.artifacts_every_epoch:
