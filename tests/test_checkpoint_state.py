@@ -242,6 +242,8 @@ def test_what_is_found_from_a_monai_trainer(tmp_path):
     handler = CheckpointHandler(tmp_path, {"model": net}, "epoch")
     handler.attach(trainer)
     assert "network" not in handler.to_save  # given as "model": saved once
+    wrapped = SupervisedTrainer("cpu", 1, data, torch.nn.DataParallel(net), opt, loss)
+    assert discover_training_state(wrapped)["network"] is net  # no "module." prefix: loads with or without a wrapper
 
 
 def test_bad_resume_and_discovery_settings(tmp_path):

@@ -14,6 +14,7 @@ import torch
 
 from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
 from pipeline.checkpoint.manifest import CheckpointEntry
+from pipeline.checkpoint.rng import RNGState
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, create_strategy
 from pipeline.errors import CheckpointError, SettingsError
@@ -52,7 +53,13 @@ class CheckpointManager:
         existing: at the first save, when nothing was loaded and the folder holds an earlier run's checkpoints:
             ``"error"`` (default) refuses, ``"replace"`` removes them once the first new checkpoint is durable,
             ``"keep"`` keeps them under retention.
+        async_save: write on a background thread (the call returns once the state is copied; ``save_checkpoint``
+            then returns None, and a failed write is raised at the next save or :meth:`flush`).
         strategy_params: further strategy parameters (e.g. ``every=5`` for ``interval``).
+
+    Every checkpoint also holds the random generators of this process (torch, CUDA, numpy, Python) under ``"rng"``;
+    :meth:`load_checkpoint` restores them (``restore_rng=False`` to leave them), so a resumed loop draws the same
+    random numbers as the uninterrupted one.
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class CheckpointManager:
         disk_budget: int | None = None,
         fsync: bool = True,
         existing: str = "error",
+        async_save: bool = False,
         **strategy_params: Any,
     ) -> None:
         if max_checkpoints is not STRATEGY_DEFAULT:
@@ -77,7 +85,7 @@ class CheckpointManager:
         if self.strategy.needs_monitor and monitor_metric is None:
             raise SettingsError(f"checkpoint strategy {save_strategy!r} needs monitor_metric")
         store = CheckpointStore(checkpoint_dir, model_name, fsync)
-        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing)
+        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing, async_save)
         self.save_optimizer = save_optimizer
         self.save_scheduler = save_scheduler
         self.monitor_metric = monitor_metric
@@ -135,6 +143,7 @@ class CheckpointManager:
             if scheduler is not None and self.save_scheduler:
                 state["scheduler"] = scheduler.state_dict()
             state.update(extra_state or {})
+            state["rng"] = RNGState().state_dict()
             state["checkpointer"] = self.state_dict()
             return state
 
@@ -148,8 +157,10 @@ class CheckpointManager:
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: Any = None,
         map_location: Any = "cpu",
+        restore_rng: bool = True,
     ) -> dict[str, Any]:
-        """Load a checkpoint (a path, or ``"best"``/``"last"``/``"auto"``/None = auto) into the objects given.
+        """Load a checkpoint (a path, or ``"best"``/``"last"``/``"auto"``/None = auto) into the objects given, and
+        the random generators saved with it (unless ``restore_rng=False``).
 
         Returns:
             ``{"path", "epoch", "iteration", "metrics", "reasons"}`` of the checkpoint loaded.
@@ -177,6 +188,8 @@ class CheckpointManager:
             obj.load_state_dict(state[name])
         if "checkpointer" in state:
             self.load_state_dict(state["checkpointer"])
+        if restore_rng and "rng" in state:
+            RNGState().load_state_dict(state["rng"])
         self._begun = True  # continuing the loaded run
         return {
             "path": path,
@@ -185,6 +198,10 @@ class CheckpointManager:
             "metrics": meta.get("metrics", {}),
             "reasons": meta.get("reasons", []),
         }
+
+    def flush(self) -> None:
+        """Wait for a background write in flight (``async_save``) and raise its error, if any."""
+        self.checkpointer.flush()
 
     def list_checkpoints(self) -> list[dict[str, Any]]:
         """Every checkpoint on disk, oldest first, as dicts with ``path`` and the manifest's fields."""

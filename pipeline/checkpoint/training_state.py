@@ -3,7 +3,9 @@
 What is found (each under a fixed name, so a resumed run finds the same names):
 
 - ``trainer``: the engine's epoch and iteration (:meth:`ignite.engine.Engine.state_dict`);
-- ``network``, ``optimizer``, ``scaler``: a MONAI ``SupervisedTrainer``'s network, optimizer and AMP GradScaler;
+- ``network``, ``optimizer``, ``scaler``: a MONAI ``SupervisedTrainer``'s network (unwrapped from
+  ``DistributedDataParallel`` / ``DataParallel``, so a checkpoint loads with any number of processes), optimizer and
+  AMP GradScaler;
 - ``lr_scheduler``: the scheduler of an attached MONAI ``LrScheduleHandler``;
 - every other handler attached to the trainer that has ``state_dict()`` / ``load_state_dict()`` (a
   :class:`~pipeline.schedules.LossScheduleHandler`, Ignite's ``EarlyStopping`` or ``LRScheduler``, a tracker), under
@@ -91,6 +93,8 @@ def discover_training_state(trainer: Engine, evaluator: Engine | None = None, ex
     add("trainer", trainer)
     for attribute, name in (("network", "network"), ("optimizer", "optimizer"), ("scaler", "scaler")):
         value = getattr(trainer, attribute, None)
+        if isinstance(value, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            value = value.module  # the same weights without the "module." prefix: loads with or without DDP
         if isinstance(value, (torch.nn.Module, torch.optim.Optimizer)) or (name == "scaler" and has_state(value)):
             add(name, value)
     for obj in _attached_objects(trainer):
