@@ -163,8 +163,11 @@ def test_tracking_uri_argument_and_environment(tmp_path, monkeypatch):
     tracker.log_metrics({"m": 0.5, "not_a_number": "text"}, step=1)
     tracker.end()
     assert (tmp_path / "central" / "store.db").is_file() and not (tmp_path / "a" / "mlflow.db").exists()
-    run = import_mlflow().MlflowClient(elsewhere).get_run(tracker.run_id)
+    client = import_mlflow().MlflowClient(elsewhere)
+    run = client.get_run(tracker.run_id)
     assert run.data.metrics == {"m": 0.5} and run.data.params == {"x": "1"}
+    location = client.get_experiment(run.info.experiment_id).artifact_location
+    assert location == (tmp_path / "central" / "mlartifacts").resolve().as_uri()
     assert MLflowTracker(tmp_path, tracking_uri="sqlite:///x.db").tracking_uri == "sqlite:///x.db"
 
 

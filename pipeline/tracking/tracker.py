@@ -141,7 +141,11 @@ class MLflowTracker:
         return self._client
 
     def _artifact_root(self) -> Path | None:
-        return self.model_dir / ARTIFACTS_DIR if self.tracking_uri.startswith("sqlite:") else None
+        """Artifacts of a new experiment in a SQLite store go next to the database file (``mlartifacts/``); a server
+        decides for itself."""
+        if not self.tracking_uri.startswith("sqlite:///"):
+            return None
+        return Path(self.tracking_uri[len("sqlite:///"):]).parent / ARTIFACTS_DIR
 
     # ------------------------------------------------------------------------------------------------ engine-free
     def start(self) -> str | None:
