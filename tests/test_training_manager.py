@@ -53,13 +53,14 @@ def _manager(path, scheduler=COSINE, **kwargs) -> TrainingManager:
     return manager
 
 
-def _seed_loop(manager: TrainingManager, model, optimizer, epochs: range) -> list[dict]:
+def _seed_loop(manager: TrainingManager, model, optimizer, epochs: range, seen: list | None = None) -> list[dict]:
     summaries = []
     for epoch in epochs:
         for inputs, targets in TRAIN:
             step_metrics = manager.train_step(model, (inputs, targets), optimizer, "cpu")
+            (seen if seen is not None else []).append(step_metrics["loss"])
         val_metrics = manager.validation_step(model, VAL, "cpu")
-        manager.save_checkpoint(model, optimizer, None, epoch, val_metrics)
+        manager.save_checkpoint(model, optimizer, None, epoch, {**step_metrics, **val_metrics})  # as the seed does
         summaries.append(manager.end_epoch(epoch, step_metrics, val_metrics))
     return summaries
 
@@ -75,11 +76,13 @@ def test_seed_loop_summary_exports_plots_and_mlflow(tmp_path):
     step = manager.train_step(model, TRAIN[0], optimizer, "cpu")
     assert set(step) == {"loss", "dice_loss", "bce_loss", "dice", "lr"}
     assert step["loss"] == pytest.approx(0.5 * step["dice_loss"] + 0.5 * step["bce_loss"], rel=1e-5)  # cosine start
-    summaries = _seed_loop(manager, model, optimizer, range(3))
+    seen_losses: list[float] = []
+    summaries = _seed_loop(manager, model, optimizer, range(3), seen_losses)
     export = manager.finish()
 
     history = manager.history
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[2]["loss"] == pytest.approx(sum(seen_losses[-3:]) / 3)  # the epoch mean, not the last step's
     assert history[0]["steps"] == 4 and history[1]["steps"] == 3  # the extra step above belongs to epoch 1
     assert [h["weight_dice"] for h in history][0] == pytest.approx(0.5)
     assert history[-1]["weight_dice"] > history[0]["weight_dice"]  # cosine: from 0.5 towards 0.8

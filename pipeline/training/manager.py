@@ -246,7 +246,8 @@ class TrainingManager:
         """
         manager = self._require("checkpoint_manager", "setup_checkpointing(config)")
         record = self._close_epoch(epoch, metrics)
-        record.update(scalar_metrics(metrics))
+        for key, value in scalar_metrics(metrics).items():  # the seed passes {**step_metrics, **val_metrics}:
+            record.setdefault(key, value)  # the last step's values do not replace the epoch means
         extra = {STATE_KEYS["history"]: {"history": [*self.history, dict(record)]}}
         if self.loss_scheduler is not None:
             extra[STATE_KEYS["loss_schedule"]] = self.loss_scheduler.state_dict()
