@@ -55,9 +55,9 @@ def _setup(tmp_path, fail_at: int | None = None):
     return net, opt, trainer, evaluator, seen
 
 
-def _tracked(tmp_path, net, opt, trainer, evaluator, note):
+def _tracked(tmp_path, net, opt, trainer, evaluator, note, async_save=False):
     checkpoints = CheckpointHandler(tmp_path / "checkpoints", {"model": net, "optimizer": opt, "trainer": trainer},
-                                    "best", monitor="val_dice", max_checkpoints=2)
+                                    "best", monitor="val_dice", max_checkpoints=2, async_save=async_save)
     tracker = MLflowTracker(tmp_path, run_name="tiny", params={"model": {"name": "linear", "in": 4}, "lr": 0.1},
                             artifacts=[note], checkpoint=checkpoints)
     checkpoints.to_save["tracker"] = tracker
@@ -70,11 +70,12 @@ def _history(client, run_id, key):
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))]
 
 
-def test_run_params_metrics_checkpoints_and_artifacts(tmp_path):
+@pytest.mark.parametrize("async_save", [False, True], ids=["sync", "async_save"])
+def test_run_params_metrics_checkpoints_and_artifacts(tmp_path, async_save):
     note = tmp_path / "note.txt"
     note.write_text("an artifact\n")
     net, opt, trainer, evaluator, seen = _setup(tmp_path)
-    tracker, checkpoints = _tracked(tmp_path, net, opt, trainer, evaluator, note)
+    tracker, checkpoints = _tracked(tmp_path, net, opt, trainer, evaluator, note, async_save)
     trainer.run(DATA, max_epochs=4)
 
     assert tracker.tracking_uri == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"

@@ -278,6 +278,9 @@ class MLflowTracker:
                 logged.append(path.name)
             else:
                 logger.warning("artifact %s does not exist: not logged", path)
+        flush = getattr(getattr(self.checkpoint, "checkpointer", None), "flush", None)
+        if callable(flush):
+            flush()  # a checkpoint still being written in the background (async_save) is complete before it is copied
         best = self.best_checkpoint()
         if best is not None and best.is_file():
             self.client.log_artifact(self.run_id, str(best), _BEST_MODEL_DIR)
