@@ -124,7 +124,7 @@ def test_resume_continues_the_same_run(tmp_path, caplog):
     assert tracker.run_id == first
     with caplog.at_level(logging.WARNING, "pipeline.tracking"):
         trainer.run(DATA, max_epochs=4)
-    assert "which ended FAILED" in caplog.text
+    assert f"continuing MLflow run {first}, left FAILED by a training that crashed" in caplog.text
     assert tracker.run_id == first
     runs = client.search_runs([client.get_experiment_by_name("vessel-segmentation").experiment_id])
     assert len(runs) == 1

@@ -179,8 +179,8 @@ class MLflowTracker:
         status = run.info.status
         if status != "FINISHED":
             logger.warning(
-                "continuing MLflow run %s, which ended %s (crashed or failed); epochs after the checkpoint that run "
-                "had already logged are logged again by this run (the later value of a step is the resumed one)",
+                "continuing MLflow run %s, left %s by a training that crashed or failed; epochs after the checkpoint "
+                "that run had already logged are logged again (the later value of a step is the resumed one)",
                 self.run_id, status,
             )
         self.client.update_run(self.run_id, status="RUNNING")
