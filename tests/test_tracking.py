@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -172,13 +173,34 @@ def test_tracking_uri_argument_and_environment(tmp_path, monkeypatch):
     assert MLflowTracker(tmp_path, tracking_uri="sqlite:///x.db").tracking_uri == "sqlite:///x.db"
 
 
-def test_telemetry_is_off(monkeypatch):
+def test_offline_telemetry_off_and_no_connection(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
     import_mlflow()
     from mlflow.telemetry.client import get_telemetry_client
 
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert get_telemetry_client() is None
+    attempts = []
+
+    def refuse(sock, address, *args):
+        attempts.append(address)
+        raise OSError(f"test: no network ({address})")
+
+    def no_lookup(host, *args, **kwargs):
+        attempts.append(host)
+        raise OSError(f"test: no name lookup ({host})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    tracker = MLflowTracker(tmp_path, params={"a": 1})
+    tracker.start()
+    tracker.log_metrics({"loss": 0.5}, 1)
+    (tmp_path / "f.txt").write_text("x")
+    tracker.artifacts = [tmp_path / "f.txt"]
+    tracker.log_artifacts()
+    tracker.end()
+    assert attempts == []
 
 
 def test_state_is_plain_and_logging_needs_a_run(tmp_path):
