@@ -7,7 +7,6 @@ artifacts in ``<model_dir>/mlartifacts``): no server, nothing on the network. ``
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -25,8 +24,6 @@ __all__ = [
     "flatten_params",
     "get_or_create_experiment",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: the embedded store's file and artifact folder, under the model folder
 DB_NAME = "mlflow.db"
