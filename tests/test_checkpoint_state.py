@@ -130,13 +130,23 @@ def test_background_writer_runs_one_write_at_a_time_and_raises_an_error_once():
     assert events == ["first", "second"]
 
 
-def _plain(seed=0, own_generator=True):
+class _GlobalNoise(torch.utils.data.Dataset):
+    """Twelve vectors with noise from numpy's and Python's global generators (as plain datasets often do)."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, index):
+        return torch.full((4,), float(index)) + torch.tensor(np.random.rand(4), dtype=torch.float32) + random.random()
+
+
+def _plain(seed=0, own_generator=True, dataset=None):
     torch.manual_seed(seed)
     net = torch.nn.Linear(4, 8)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     generator = torch.Generator().manual_seed(2) if own_generator else None  # None: shuffles with torch's generator
-    loader = torch.utils.data.DataLoader(torch.randn(12, 4, generator=torch.Generator().manual_seed(1)), batch_size=4,
-                                         shuffle=True, generator=generator)
+    data = torch.randn(12, 4, generator=torch.Generator().manual_seed(1)) if dataset is None else dataset
+    loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, generator=generator)
 
     def step(engine, batch):
         opt.zero_grad()
@@ -203,19 +213,28 @@ def test_resume_argument_continues_at_start_and_a_longer_run_extends_it(tmp_path
     assert torch.equal(net.weight, straight)
 
 
-def test_a_plain_engine_resumes_exactly_from_the_middle_of_an_epoch(tmp_path):
-    """The loader shuffles with torch's global generator, which dropout also draws from."""
+@pytest.mark.parametrize("dataset", [None, _GlobalNoise()], ids=["tensors", "numpy-and-random-noise"])
+def test_a_plain_engine_resumes_exactly_from_the_middle_of_an_epoch(tmp_path, dataset):
+    """The loader shuffles with torch's global generator, which dropout also draws from; the second dataset draws from
+    numpy's and Python's global generators too (the batches drawn again to reach the middle of the epoch must not
+    move them)."""
     every_iteration = {"strategy": "interval", "strategy_params": {"every": 1, "unit": "iteration"}}
-    net, opt, trainer, loader = _plain(own_generator=False)
+    np.random.seed(0)
+    random.seed(0)
+    net, opt, trainer, loader = _plain(own_generator=False, dataset=dataset)
     trainer.run(loader, max_epochs=3)
     straight = net.weight.detach().clone()
 
-    net, opt, trainer, loader = _plain(own_generator=False)
+    np.random.seed(0)
+    random.seed(0)
+    net, opt, trainer, loader = _plain(own_generator=False, dataset=dataset)
     CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, **every_iteration).attach(trainer)
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=5), lambda e: e.terminate())  # 2nd batch of epoch 2
     trainer.run(loader, max_epochs=3)
 
-    net, opt, trainer, loader = _plain(seed=1, own_generator=False)
+    np.random.seed(7)
+    random.seed(7)
+    net, opt, trainer, loader = _plain(seed=1, own_generator=False, dataset=dataset)
     handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt}, **every_iteration, resume="auto")
     handler.attach(trainer)
     seen = []
@@ -223,6 +242,55 @@ def test_a_plain_engine_resumes_exactly_from_the_middle_of_an_epoch(tmp_path):
     trainer.run(loader, max_epochs=3)
     assert handler.resumed_from.iteration == 5 and seen == [6, 7, 8, 9]
     assert torch.equal(net.weight, straight)
+
+
+def test_a_loader_that_cannot_resume_exactly_says_why(tmp_path, caplog):
+    net, opt, trainer, loader = _plain()
+    CheckpointHandler(tmp_path, {"model": net}, "epoch").attach(trainer)
+    with caplog.at_level(logging.WARNING):
+        trainer.run(loader, max_epochs=2, epoch_length=2)  # 3 batches per pass
+    assert "an epoch is 2 iterations but the loader has 3 batches" in caplog.text
+
+
+def test_async_decisions_do_not_wait_for_the_write_in_flight(tmp_path, monkeypatch):
+    """A strategy deciding every iteration: the iterations after a save run while its write is still in flight."""
+    released = threading.Event()
+    real_fsync = atomic.os.fsync
+
+    def slow_fsync(fd):
+        released.wait(5)
+        real_fsync(fd)
+
+    net, opt, trainer, loader = _plain()
+    handler = CheckpointHandler(tmp_path, {"model": net}, "interval", strategy_params={"every": 2, "unit": "iteration"},
+                                max_checkpoints=1, async_save=True, save_final=False, save_last=False)
+    handler.attach(trainer)
+    busy_at = []
+
+    def look(engine):
+        busy_at.append((engine.state.iteration, handler.checkpointer.writer.busy))
+        if engine.state.iteration == 4:
+            released.set()
+
+    trainer.add_event_handler(Events.ITERATION_STARTED, look)
+    monkeypatch.setattr(atomic.os, "fsync", slow_fsync)
+    trainer.run(loader, max_epochs=2)
+    assert busy_at[2:4] == [(3, True), (4, True)]  # iteration 2 saved; iterations 3 and 4 did not wait for it
+    assert [e.iteration for e in handler.checkpoints] == [6]
+
+
+def test_a_folder_with_only_a_crashed_runs_exception_checkpoint_restarts(tmp_path):
+    net, opt, trainer, loader = _plain()
+    CheckpointHandler(tmp_path, {"model": net}, "epoch").attach(trainer)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        trainer.run(loader, max_epochs=2)
+    net, opt, trainer, loader = _plain()
+    handler = CheckpointHandler(tmp_path, {"model": net}, "epoch", resume="auto")  # existing="error" by default
+    handler.attach(trainer)
+    trainer.run(loader, max_epochs=1)
+    assert handler.resumed_from is None
+    assert [(e.epoch, e.reasons) for e in handler.checkpoints] == [(1, ["epoch", "final"])]  # the crashed one replaced
 
 
 def test_what_is_found_from_a_monai_trainer(tmp_path):
@@ -244,6 +312,33 @@ def test_what_is_found_from_a_monai_trainer(tmp_path):
     assert "network" not in handler.to_save  # given as "model": saved once
     wrapped = SupervisedTrainer("cpu", 1, data, torch.nn.DataParallel(net), opt, loss)
     assert discover_training_state(wrapped)["network"] is net  # no "module." prefix: loads with or without a wrapper
+    # a name already taken by to_save: the found object gets a numbered name, it is not dropped
+    other = torch.optim.SGD(net.parameters(), lr=0.5)
+    named = CheckpointHandler(tmp_path / "named", {"optimizer": other}, "epoch")
+    named.attach(trainer)
+    assert named.to_save["optimizer"] is other and named.to_save["optimizer_2"] is opt
+
+
+def test_early_stopping_on_the_evaluator_is_found_and_an_iterable_loader_is_accepted(tmp_path, caplog):
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter([torch.ones(1, 2)] * 2)
+
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
+    trainer = SupervisedTrainer("cpu", 1, loader, net, opt, lambda y, t: y.sum(), epoch_length=2,
+                                prepare_batch=lambda batch, device, non_blocking: (batch, batch))
+    evaluator = Engine(lambda e, b: None)
+    stopper = EarlyStopping(2, lambda e: 0.0, trainer)
+    evaluator.add_event_handler(Events.COMPLETED, stopper)
+    handler = CheckpointHandler(tmp_path, strategy="epoch")
+    handler.attach(trainer, evaluator)
+    assert handler.to_save["early_stopping"] is stopper
+    with caplog.at_level(logging.WARNING):
+        trainer.run()
+    assert "train_loader" in handler.store.load(handler.store.newest())["state"]
+    assert "it has no length, so an epoch is not one pass over it" in caplog.text
 
 
 def test_bad_resume_and_discovery_settings(tmp_path):

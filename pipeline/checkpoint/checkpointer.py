@@ -82,6 +82,7 @@ class Checkpointer:
         self._stale: list[str] = []
         self._before: dict[str, Any] | None = None
         self.writer = BackgroundWriter() if async_save else None
+        self._in_flight: tuple[dict[str, Any], dict[str, Any] | None] | None = None  # (record, strategy state before)
         #: the newest checkpoint written (with ``async_save``: once its write completed)
         self.last_saved: CheckpointEntry | None = None
 
@@ -89,19 +90,28 @@ class Checkpointer:
         """Start a run from scratch in a folder that may hold an earlier run's checkpoints, by :attr:`existing`:
         ``"error"`` refuses (resume from them instead, or choose another policy); ``"replace"`` removes them once this
         run's first checkpoint is durable (so a crash before that still leaves them); ``"keep"`` leaves them under
-        retention like this run's own.
+        retention like this run's own. A folder that holds only ``exception`` checkpoints (a run that failed before
+        its first checkpoint, which ``resume='auto'`` does not use) is not refused: they are replaced (or kept).
 
         Raises:
-            SettingsError: ``existing="error"`` and the folder holds checkpoints.
+            SettingsError: ``existing="error"`` and the folder holds checkpoints a run can resume from.
         """
         entries = self.store.entries
         if not entries or self.existing == "keep":
             return
-        if self.existing == "error":
+        resumable = [e for e in entries if not _only_exception(e.reasons)]
+        if resumable and self.existing == "error":
             raise SettingsError(
-                f"{self.store.directory} already holds {len(entries)} checkpoint(s) of {self.store.model_name!r} from "
-                "an earlier run: resume from them (resume='auto'), or pass existing='replace' to replace them once this "
-                "run's first checkpoint is saved, or existing='keep'"
+                f"{self.store.directory} already holds {len(resumable)} checkpoint(s) of {self.store.model_name!r} "
+                "from an earlier run: resume from them (resume='auto'), or pass existing='replace' to replace them once "
+                "this run's first checkpoint is saved, or existing='keep'"
+            )
+        if not resumable:
+            logger.warning(
+                "%s holds only the exception checkpoint(s) %s of a run that failed before its first checkpoint; they "
+                "are replaced once this run's first checkpoint is saved (resume from one by its path to continue it)",
+                self.store.directory,
+                [e.file for e in entries],
             )
         self._stale = [e.file for e in entries]
 
@@ -133,8 +143,7 @@ class Checkpointer:
 
     def decide(self, event: CheckpointEvent, extra_reasons: tuple[str, ...] = ()) -> list[str]:
         """The reasons to save at ``event`` (empty: no save). The strategy's state moves on; :meth:`save` rolls it back
-        if the write fails. A background write in flight is waited for first (and its error raised)."""
-        self.flush()
+        if the write fails. A background write in flight goes on meanwhile (deciding touches the strategy only)."""
         self._before = copy.deepcopy(self.strategy.state_dict())
         reasons = list(extra_reasons)
         # an epoch end is also the end of its last iteration: strategies that work per iteration are asked here
@@ -195,8 +204,9 @@ class Checkpointer:
             try:
                 entry = self.store.save(state, event.epoch, event.iteration, record["reasons"], event.metrics, score)
             except BaseException:
-                self.rollback(record)
-                raise
+                if self.writer is None:
+                    self.rollback(record)
+                raise  # in the background: rolled back on the training thread, in flush()
             stale: list[str] = []
             if not _only_exception(entry.reasons):  # a crash before a real checkpoint leaves the earlier run's files
                 stale, self._stale = self._stale, []
@@ -206,19 +216,29 @@ class Checkpointer:
 
         if self.writer is None:
             return write()
+        self._in_flight = (record, self._before)
         self.writer.submit(write)
         return None
 
-    def rollback(self, record: Mapping[str, Any]) -> None:
-        """Undo the decision and the history record of a save that failed."""
-        if self._before is not None:
-            self.strategy.load_state_dict(self._before)
+    def rollback(self, record: Mapping[str, Any], before: Mapping[str, Any] | None = None) -> None:
+        """Undo the decision (back to ``before``, by default the state before the latest decision) and the history
+        record of a save that failed."""
+        before = self._before if before is None else before
+        if before is not None:
+            self.strategy.load_state_dict(before)
         self.history = [h for h in self.history if h is not record]
 
     def flush(self) -> None:
-        """Wait for the background write in flight, if any, and raise its error."""
-        if self.writer is not None:
+        """Wait for the background write in flight, if any, and raise its error (after rolling its decision back)."""
+        if self.writer is None:
+            return
+        in_flight, self._in_flight = self._in_flight, None
+        try:
             self.writer.wait()
+        except BaseException:
+            if in_flight is not None:
+                self.rollback(*in_flight)
+            raise
 
     def evictions(self) -> list[str]:
         """The files retention would remove now (pure: nothing is touched)."""

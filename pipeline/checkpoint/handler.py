@@ -15,7 +15,7 @@ from pipeline.checkpoint.distributed import PerRank, agree, is_writer
 from pipeline.checkpoint.loader_state import LoaderState, finish_epoch_iterator
 from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
-from pipeline.checkpoint.training_state import discover_training_state
+from pipeline.checkpoint.training_state import discover_training_state, state_target, training_loader
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
 from pipeline.handlers import run_first, run_last
@@ -219,10 +219,13 @@ class CheckpointHandler:
         scaler made by ``run``, handlers attached after this one) get the states of a checkpoint loaded before."""
         if not self._discover or self.trainer is None:
             return
-        found = discover_training_state(self.trainer, self.evaluator, exclude=(self, *self._explicit.values()))
-        new = {k: v for k, v in found.items() if k not in self._explicit and k not in self._discovered}
-        # what was found before stays (with anything a resume gave it); only new names are added
-        self._discovered.update(self._select(new, self._save_optimizer, self._save_scheduler, check=False))
+        loader = self._discovered.get("train_loader")
+        if loader is not None and state_target(loader) is not training_loader(self.trainer):
+            del self._discovered["train_loader"]  # another run() with other data: its loader is the one to follow
+        known = (self, *self._explicit.values(), *(state_target(v) for v in self._discovered.values()))
+        found = discover_training_state(self.trainer, self.evaluator, exclude=known, taken=(*self._explicit, *self._discovered))
+        # what was found before stays (with anything a resume gave it); only new objects are added
+        self._discovered.update(self._select(found, self._save_optimizer, self._save_scheduler, check=False))
         for name in [n for n in self._pending if n in self._discovered]:
             self._discovered[name].load_state_dict(self._pending.pop(name))
 
@@ -245,6 +248,12 @@ class CheckpointHandler:
             if configured is not None and engine.state.max_epochs != configured:
                 # the run's own setting wins (a longer run extends the resumed one), as MONAI's CheckpointLoader does
                 engine.state.max_epochs = configured
+                if engine.state.epoch >= configured:
+                    logger.warning(
+                        "the checkpoint is at epoch %d, which this run's max_epochs=%d has reached: nothing to train",
+                        engine.state.epoch,
+                        configured,
+                    )
         if not self._begun:  # from scratch, not resumed
             agree(self.checkpointer.begin)
             self._begun = True

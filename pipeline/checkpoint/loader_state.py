@@ -9,15 +9,18 @@ from epoch to epoch in this process; with workers they are re-seeded from the lo
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
-from pipeline.checkpoint.rng import generator_state, load_generator_state, load_numpy_state, numpy_state
+from pipeline.checkpoint.rng import RNGState, generator_state, load_generator_state, load_numpy_state, numpy_state
 from pipeline.errors import CheckpointError
 
 __all__ = ["LoaderState", "finish_epoch_iterator", "random_states"]
+
+logger = logging.getLogger(__name__)
 
 _LEAVES = (str, bytes, int, float, bool, type(None), torch.Tensor, np.ndarray, torch.nn.Module)
 
@@ -84,6 +87,10 @@ class LoaderState:
     state, draws the ``k`` batches already trained on (running their random transforms again, so every generator ends
     where it was) and hands Ignite the iterator positioned at batch ``k + 1``.
 
+    Continuation is exact when an epoch is one pass over the loader (``epoch_length == len(loader)``, Ignite's and
+    MONAI's default) and workers do not persist; otherwise a warning says why not, and a resume from the middle of an
+    epoch continues as Ignite does (with the batches of a new pass).
+
     Args:
         loader: a :class:`torch.utils.data.DataLoader` (MONAI's or torch's).
         engine: the engine that iterates it (optional: without it only epoch-end states are saved).
@@ -94,6 +101,27 @@ class LoaderState:
         self.engine = engine
         self._epoch_start: dict[str, Any] | None = None
         self._forward: tuple[int, torch.Tensor] | None = None  # (batches to skip, torch state at the epoch start)
+        self._warned = False
+
+    def exactness_warning(self) -> str | None:
+        """Why a resumed run cannot draw exactly the numbers the uninterrupted one would, or None."""
+        if getattr(self.loader, "persistent_workers", False) and getattr(self.loader, "num_workers", 0) > 0:
+            return "its worker processes persist (persistent_workers=True), and their generators are not in a checkpoint"
+        length = getattr(getattr(self.engine, "state", None), "epoch_length", None)
+        try:
+            batches = len(self.loader)
+        except TypeError:
+            return "it has no length, so an epoch is not one pass over it"
+        if length is not None and length != batches:
+            return f"an epoch is {length} iterations but the loader has {batches} batches, so epochs do not start with a new pass"
+        return None
+
+    def _exact(self) -> bool:
+        reason = self.exactness_warning()
+        if reason is not None and not self._warned:
+            logger.warning("a resumed run will not continue exactly like an uninterrupted one: %s", reason)
+            self._warned = True
+        return reason is None
 
     def _transform_states(self) -> list[np.random.RandomState]:
         return list(random_states(getattr(self.loader, "dataset", None)))
@@ -118,24 +146,25 @@ class LoaderState:
         """Remember the state the epoch's iterator starts from; after a resume from the middle of an epoch, make that
         iterator and skip the batches done (see the class doc)."""
         if self._forward is None:
-            self._epoch_start = {**self._current(), "torch": torch.get_rng_state()}
+            if self._exact():
+                self._epoch_start = {**self._current(), "torch": torch.get_rng_state()}
             return
         skip, torch_at_start = self._forward
         self._forward = None
-        resumed = torch.get_rng_state()
-        torch.set_rng_state(torch_at_start)  # a loader without its own generator draws from torch's
+        resumed = RNGState().state_dict()  # what the skipped batches draw from the global generators is not kept
+        torch.set_rng_state(torch_at_start)  # a loader without its own generator shuffles with torch's
         self._epoch_start = {**self._current(), "torch": torch_at_start}
         iterator = iter(self.loader)
         for _ in range(skip):
             next(iterator)
-        torch.set_rng_state(resumed)
+        RNGState().load_state_dict(resumed)
         # Ignite uses an iterator it already has and counts the epoch's batches from `_init_iter`
         self.engine._dataloader_iter = iterator
         self.engine._init_iter = skip
 
     def state_dict(self) -> dict[str, Any]:
         position = self._position()
-        if position and self._epoch_start is not None:
+        if position and self._epoch_start is not None and self._exact():
             return {**self._epoch_start, "batches_done": position}
         return self._current()
 
@@ -156,5 +185,5 @@ class LoaderState:
         if "sampler_epoch" in state and callable(getattr(sampler, "set_epoch", None)):
             sampler.set_epoch(int(state["sampler_epoch"]))
         skip = int(state.get("batches_done", 0))
-        if skip and self.engine is not None:
+        if skip and self.engine is not None and self._exact():
             self._forward = (skip, state["torch"].to(torch.uint8).cpu())
