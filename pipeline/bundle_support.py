@@ -106,7 +106,7 @@ def _network_weights(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     weights = state.get("network", state)
     if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise CheckpointError(f"checkpoint '{checkpoint}' holds no network weights (keys {sorted(state)[:8]}).")
-    if all(k.startswith("module.") for k in weights):  # saved from a DistributedDataParallel wrapper
+    if all(k.startswith("module.") for k in weights):  # a DistributedDataParallel wrapper given to save explicitly
         weights = {k[len("module."):]: v for k, v in weights.items()}
     return weights
 
