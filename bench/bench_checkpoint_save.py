@@ -90,7 +90,7 @@ def blocking_table(sizes: list[int], saves: int) -> None:
     for megabytes in sizes:
         medians = {}
         for kind in kinds:
-            with tempfile.TemporaryDirectory(dir=".") as folder:
+            with tempfile.TemporaryDirectory() as folder:
                 medians[kind] = statistics.median(_blocking(kind, megabytes, saves, Path(folder)))
         cells = "  ".join(f"{medians[k]:>22.3f}" for k in kinds)
         print(f"{megabytes:>5} MB  {cells}  {medians['ours async'] / medians['ours sync']:>10.2f}")
@@ -133,7 +133,7 @@ def epoch_overhead(epochs: int) -> None:
     names = ["no checkpointing", "full stack, sync", "full stack, async"]
     times: dict[str, list[float]] = {name: [] for name in names}
     for name in names + names[::-1]:  # A B C C B A: a drift of the machine hits all alike
-        with tempfile.TemporaryDirectory(dir=".") as folder:
+        with tempfile.TemporaryDirectory() as folder:
             trainer, starts = build(name, Path(folder))
             trainer.run()
         times[name] += [b - a for a, b in zip(starts[1:], starts[2:])]  # the first epoch warms up

@@ -15,7 +15,7 @@ from monai.transforms import Compose
 
 from pipeline.errors import SettingsError
 from pipeline.evaluation.ignite_metric import VesselMetric
-from pipeline.handlers import EpochSummaryLogger
+from pipeline.handlers import CosineToRunEnd, EpochSummaryLogger
 from transforms import get_binary_postprocessing
 
 __all__ = ["create_evaluator", "create_inferer", "create_trainer", "VAL_KEY_METRIC"]
@@ -114,7 +114,8 @@ def create_trainer(
         max_epochs: epochs to run.
         evaluator: validation engine (see :func:`create_evaluator`); ``None`` for no validation.
         val_interval: validate every this many epochs.
-        lr_scheduler: stepped at the end of every epoch.
+        lr_scheduler: stepped at the end of every epoch; a ``CosineAnnealingLR`` is stretched to the run's end when a
+            resumed run is longer (:class:`~pipeline.handlers.CosineToRunEnd`).
         train_handlers: extra handlers (MONAI style: objects with ``attach``).
         amp: automatic mixed precision.
         progress_bar: attach a tqdm progress bar.
@@ -128,6 +129,8 @@ def create_trainer(
     handlers: list = []
     if lr_scheduler is not None:
         handlers.append(LrScheduleHandler(lr_scheduler=lr_scheduler, print_lr=False))
+        if isinstance(lr_scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+            handlers.append(CosineToRunEnd(lr_scheduler))  # a resumed, extended run keeps annealing
     if evaluator is not None:
         handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True, exec_at_start=False))
     handlers += list(train_handlers or [])

@@ -6,9 +6,10 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
+import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["EpochSummaryLogger", "attached_handler", "output_losses", "schedule_values", "run_first", "run_last"]
+__all__ = ["CosineToRunEnd", "EpochSummaryLogger", "attached_handler", "output_losses", "schedule_values", "run_first", "run_last"]
 
 
 def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
@@ -150,3 +151,31 @@ class EpochSummaryLogger:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue the history of ``state`` (the list object is kept, so views of it stay valid)."""
         self.history[:] = [dict(record) for record in state.get("history", [])]
+
+
+class CosineToRunEnd:
+    """Keep a :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` annealing to the end of the run after a resume.
+
+    A resumed run restores the scheduler's state, ``T_max`` included; when the run was extended (``--epochs 60`` on a
+    40-epoch run) the old ``T_max`` would be passed and the learning rate would climb back up the cosine. At
+    ``STARTED`` (after the checkpoint handler restored the state) this sets ``T_max`` to the run's ``max_epochs``: the
+    learning rate then goes on from where it is down to ``eta_min`` at the new last epoch (a run that had already
+    reached ``eta_min`` stays there). A run that is not extended is not changed.
+
+    Args:
+        lr_scheduler: the scheduler, stepped once per epoch.
+    """
+
+    def __init__(self, lr_scheduler: torch.optim.lr_scheduler.CosineAnnealingLR) -> None:
+        self.lr_scheduler = lr_scheduler
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        max_epochs = engine.state.max_epochs
+        if max_epochs and self.lr_scheduler.T_max != max_epochs:
+            logging.getLogger(__name__).info(
+                "learning-rate cosine stretched from %d to %d epochs", self.lr_scheduler.T_max, max_epochs
+            )
+            self.lr_scheduler.T_max = max_epochs

@@ -72,3 +72,21 @@ def test_extra_metric_names_are_checked(parts):
     _, val, net = parts
     with pytest.raises(ValueError, match="metric must be one of .*'HD95_mm'.* got 'hd95'"):
         create_evaluator(net, val, "cpu", roi_size=(32, 32, 32), extra_metrics=("hd95",))
+
+
+def test_an_extended_resume_keeps_the_cosine_learning_rate_annealing(parts, tmp_path):
+    """Trained 2 epochs with a 2-epoch cosine, then resumed to 4: the rate must not climb back up the cosine."""
+    from pipeline.checkpoint import CheckpointHandler
+
+    train, val, net = parts
+    rates = []
+    for epochs, resume in ((2, None), (4, "auto")):
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.001)
+        trainer = create_trainer(net, train, DiceFocalLoss(sigmoid=True), opt, "cpu", max_epochs=epochs,
+                                 lr_scheduler=sched, progress_bar=False)
+        CheckpointHandler(tmp_path, strategy="epoch", resume=resume).attach(trainer)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: rates.append(opt.param_groups[0]["lr"]))
+        trainer.run()
+    assert len(rates) == 4 and sched.T_max == 4
+    assert rates[1] == pytest.approx(0.001) and rates[2:] == pytest.approx([0.001, 0.001])  # not back up
