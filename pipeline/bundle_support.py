@@ -18,6 +18,7 @@ from pipeline.data import DatasetError, check_items, load_datalist
 from pipeline.errors import CheckpointError, SettingsError
 from pipeline.evaluation import CasePair, EvaluationSettings, format_results_table, run_evaluation
 from pipeline.evaluation.pairing import NIFTI_SUFFIXES
+from pipeline.history import export_history, strict_json, with_checkpoints
 
 __all__ = [
     "CaseReportHandler",
@@ -74,7 +75,8 @@ def image_files(folder: str, pattern: str = "*_image.nii.gz") -> list[dict[str, 
 
 def finish_training(handler: CheckpointHandler, epoch_logger: Any, model_dir: str) -> dict[str, Any]:
     """After training: the best checkpoint's network weights as ``model_dir/model.pt`` (what ``ckpt_export`` and
-    ``inference.json`` read) and the per-epoch history as ``model_dir/history.json``.
+    ``inference.json`` read) and the per-epoch history with each epoch's checkpoint decisions as
+    ``model_dir/history.json`` and ``history.csv``.
 
     Returns:
         ``{"model", "best_checkpoint", "last_checkpoint", "history"}``.
@@ -83,8 +85,9 @@ def finish_training(handler: CheckpointHandler, epoch_logger: Any, model_dir: st
     if best is None:
         raise CheckpointError(f"training wrote no checkpoint into {handler.store.directory}.")
     model = export_weights(best, Path(model_dir) / "model.pt")
-    history = [{k: (None if v != v else v) for k, v in h.items()} for h in getattr(epoch_logger, "history", [])]
-    (Path(model_dir) / "history.json").write_text(json.dumps(history, indent=2, allow_nan=False) + "\n")
+    records = with_checkpoints(getattr(epoch_logger, "history", []), handler.checkpointer.history)
+    export_history(records, model_dir)
+    history = json.loads(strict_json(records))
     logger.info("best checkpoint %s, network weights exported to %s", best, model)
     return {"model": model, "best_checkpoint": best, "last_checkpoint": handler.last_checkpoint, "history": history}
 

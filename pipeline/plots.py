@@ -16,7 +16,8 @@ __all__ = ["plot_training_curves", "plot_volume_previews"]
 
 
 def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, title: str = "training") -> Path:
-    """Training loss and validation metrics per epoch, the best validation epoch marked; with a loss-weight schedule
+    """Training loss and validation metrics per epoch, the best validation epoch marked (distances in mm, lower is
+    better, on a second axis); with a loss-weight schedule
     also each term's mean loss and a third panel of the term weights over the epochs; with checkpoint decisions the
     epochs a checkpoint was saved (and those saved as best) marked on the validation panel.
 
@@ -45,21 +46,32 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
     ax_loss.grid(alpha=0.3)
     ax_loss.legend(fontsize=8)
     names = sorted({k for h in history for k in h if k.startswith("val_")})
-    for name in names:
-        pts = [(h["epoch"], h[name]) for h in history if name in h]
+    scores = [n for n in names if not n.endswith("_mm")]  # Dice, NSD, ...: 0 to 1, higher is better
+    distances = [n for n in names if n.endswith("_mm")]  # HD95, ASSD in mm: lower is better, on their own axis
+    ax_mm = ax_val.twinx() if distances else None
+    lines = []
+    for index, name in enumerate(names):
+        pts = [(h["epoch"], h[name]) for h in history if name in h and h[name] is not None and np.isfinite(h[name])]
+        if not pts:
+            continue
         xs, ys = zip(*pts)
-        ax_val.plot(xs, ys, marker="o", ms=3, label=name)
-        best = int(np.argmax(ys))
-        ax_val.scatter([xs[best]], [ys[best]], s=80, facecolors="none", edgecolors="red", zorder=3)
-        ax_val.annotate(f"best {ys[best]:.3f}", (xs[best], ys[best]), textcoords="offset points", xytext=(-40, -15))
+        ax = ax_val if name in scores else ax_mm
+        lines += ax.plot(xs, ys, marker="o", ms=3, ls="-" if name in scores else ":", color=f"C{index}", label=name)
+        best = int(np.argmax(ys) if name in scores else np.argmin(ys))
+        ax.scatter([xs[best]], [ys[best]], s=80, facecolors="none", edgecolors="red", zorder=3)
+        ax.annotate(f"best {ys[best]:.3f}", (xs[best], ys[best]), textcoords="offset points", xytext=(-40, -15), fontsize=8)
     marked = _mark_checkpoints(ax_val, history)
     ax_val.set_xlabel("epoch")
-    ax_val.set_ylabel("metric")
+    ax_val.set_ylabel("score (higher is better)" if distances else "metric")
     ax_val.set_ylim(0, 1)
     ax_val.set_title("validation" + (" and checkpoints" if marked else ""))
     ax_val.grid(alpha=0.3)
-    if names or marked:
-        ax_val.legend(loc="best", fontsize=8)
+    if ax_mm is not None:
+        ax_mm.set_ylabel("distance in mm (lower is better)")
+        ax_mm.set_ylim(bottom=0)
+    handles = lines + [h for h in ax_val.collections if h.get_label() and not h.get_label().startswith("_")]
+    if handles:
+        ax_val.legend(handles=handles, loc="lower right", fontsize=8)
     if terms:
         ax_w = axes[2]
         for index, term in enumerate(terms):  # equal weights overlap: line styles and widths tell them apart
