@@ -26,7 +26,9 @@ def main() -> None:
         "scheduler": {"type": "adaptive"},  # weights follow how fast each term falls (DWA)
     })
     manager.setup_checkpointing({"manager_type": "auto", "auto_strategy": "adaptive", "max_checkpoints": 3})
-    start = manager.resume(model, optimizer, scheduler)  # 0 in a fresh folder; continues an interrupted run
+    # 0 in a fresh folder; continues an interrupted run (run again with more --epochs to extend it: the LR cosine is
+    # stretched to the new last epoch instead of climbing back up)
+    start = manager.resume(model, optimizer, scheduler, num_epochs=args.epochs)
 
     for epoch in range(start, args.epochs):
         for batch in train_loader:
@@ -36,7 +38,8 @@ def main() -> None:
         manager.save_checkpoint(model, optimizer, scheduler, epoch, val_metrics)
         epoch_summary = manager.end_epoch(epoch, step_metrics, val_metrics)
         weights = " ".join(f"{k[len('weight_'):]} {v:.3f}" for k, v in epoch_summary.items() if k.startswith("weight_"))
-        print(f"epoch {epoch + 1}: loss {epoch_summary['loss']:.4f}  val_dice {val_metrics['val_dice']:.4f}  weights {weights}")
+        print(f"epoch {epoch + 1}: loss {epoch_summary['loss']:.4f}  val_dice {val_metrics['val_dice']:.4f}  weights {weights}  "
+              f"next lr {scheduler.get_last_lr()[0]:.2e}")
 
     export_path = manager.finish()
     summary = manager.get_training_summary()

@@ -24,6 +24,7 @@ def main() -> None:
             inputs, targets = batch["image"], batch["label"]
             step_metrics = manager.train_step(model, (inputs, targets), optimizer, device)
         val_metrics = manager.validation_step(model, val_loader, device)
+        # as in the seed: the step values in it (loss, ...) are replaced by the epoch means the history records
         checkpoint_path = manager.save_checkpoint(model, optimizer, scheduler, epoch, {**step_metrics, **val_metrics})
         epoch_summary = manager.end_epoch(epoch, step_metrics, val_metrics)
         print(f"epoch {epoch + 1}: loss {epoch_summary['loss']:.4f}  val_dice {val_metrics['val_dice']:.4f}  "

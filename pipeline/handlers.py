@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["CosineToRunEnd", "EpochSummaryLogger", "attached_handler", "output_losses", "schedule_values", "run_first", "run_last"]
+__all__ = ["CosineToRunEnd", "stretch_cosine", "EpochSummaryLogger", "attached_handler", "output_losses", "schedule_values", "run_first", "run_last"]
 
 
 def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
@@ -173,9 +173,18 @@ class CosineToRunEnd:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
-        max_epochs = engine.state.max_epochs
-        if max_epochs and self.lr_scheduler.T_max != max_epochs:
-            logging.getLogger(__name__).info(
-                "learning-rate cosine stretched from %d to %d epochs", self.lr_scheduler.T_max, max_epochs
-            )
-            self.lr_scheduler.T_max = max_epochs
+        stretch_cosine(self.lr_scheduler, engine.state.max_epochs)
+
+
+def stretch_cosine(lr_scheduler: torch.optim.lr_scheduler.CosineAnnealingLR, num_epochs: int | None) -> bool:
+    """Set ``lr_scheduler.T_max`` to ``num_epochs`` (the run's new length after a resume), so the learning rate goes
+    on from where it is down to ``eta_min`` at the new last epoch (see :class:`CosineToRunEnd`).
+
+    Returns:
+        whether ``T_max`` changed (not when ``num_epochs`` is falsy or already ``T_max``).
+    """
+    if not num_epochs or lr_scheduler.T_max == num_epochs:
+        return False
+    logging.getLogger(__name__).info("learning-rate cosine stretched from %d to %d epochs", lr_scheduler.T_max, num_epochs)
+    lr_scheduler.T_max = int(num_epochs)
+    return True

@@ -86,6 +86,8 @@ def test_full_featured_setup_and_its_resume(tmp_path, data, run_here):
     # run again with more epochs: it resumes from the checkpoint and continues the same MLflow run
     stdout = run_here("full_featured_setup.py", out, *data, "--epochs", "2")
     assert "Total epochs: 2" in stdout and "epoch 1:" not in stdout
+    # the LR cosine (T_max 1 in the first run) stretched to 2 epochs: it ends at eta_min instead of climbing back up
+    assert "next lr 1.00e-04" in stdout.split("epoch 2:")[1].splitlines()[0]
     client, run = _run_of(out)
     assert run.info.run_id == first.info.run_id and run.info.status == "FINISHED"
     assert run.data.tags["pipeline.resumes"] == "1"

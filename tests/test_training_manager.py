@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import matplotlib.image
 import pytest
@@ -19,6 +24,7 @@ from pipeline.tracking import import_mlflow
 from tiny_engines import dice_evaluator  # tests/tiny_engines.py
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _volume(seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +165,7 @@ def test_resume_continues_history_schedule_and_mlflow_run(tmp_path):
     assert second.get_training_summary()["training_progress"]["total_epochs"] == 3
 
 
-def _ignite_run(manager: TrainingManager, epochs: int, resume: str | None = None) -> TrainingManager:
+def _ignite_run(manager: TrainingManager, epochs: int, resume: str | None = None, on_epoch_started=None) -> TrainingManager:
     """The seed's loop as a plain Ignite engine (the manager's own step and validation), the manager attached."""
     model = _net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -169,6 +175,8 @@ def _ignite_run(manager: TrainingManager, epochs: int, resume: str | None = None
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
     manager.roi_size = (16, 16, 16)
     manager.attach(trainer, evaluator, to_save={"model": model, "optimizer": optimizer, "trainer": trainer}, resume=resume)
+    if on_epoch_started is not None:
+        trainer.add_event_handler(Events.EPOCH_STARTED, on_epoch_started)
     trainer.run(TRAIN, max_epochs=epochs)
     return manager
 
@@ -284,3 +292,193 @@ def test_calls_before_set_up_and_unwritable_folder(tmp_path):
     blocker.write_text("")
     with pytest.raises(ValueError, match=r"model_dir '.*a_file/out' is not a writable folder"):
         TrainingManager(blocker / "out")
+
+
+SEED_NO_FINISH = """
+import sys, torch
+sys.path[:0] = [{repo!r}, {tests!r}]
+from pipeline import create_training_manager
+from test_training_manager import TRAIN, VAL, _net
+manager = create_training_manager(sys.argv[1], "seed", enhanced=True, plots=True)
+model = _net()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+for epoch in range(2):  # the seed's Full Featured loop: no finish(), summary and export at the end
+    for inputs, targets in TRAIN[:2]:
+        step_metrics = manager.train_step(model, (inputs, targets), optimizer, "cpu")
+    val_metrics = manager.validation_step(model, VAL[:1], "cpu")
+    manager.save_checkpoint(model, optimizer, None, epoch, val_metrics)
+    manager.end_epoch(epoch, step_metrics, val_metrics)
+manager.get_training_summary()
+manager.export_training_data()
+print(manager.tracker.run_id)
+"""
+
+
+def test_seed_loop_without_finish_logs_its_exports_and_ends_the_run_at_exit(tmp_path, caplog):
+    script = tmp_path / "seed_loop.py"
+    script.write_text(SEED_NO_FINISH.format(repo=str(REPO), tests=str(REPO / "tests")))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.split()[-1]
+    client = import_mlflow().MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"seed_history.json", "seed_history.csv", "seed_training_curves.png", "seed_training_data.json",
+            "best_model", "checkpoints"} <= artifacts
+    best = Path(json.loads((out / "seed_training_data.json").read_text())["summary"]["checkpoint_info"]["best_checkpoint"])
+    assert [a.path for a in client.list_artifacts(run_id, "best_model")] == [f"best_model/{best.name}"]
+    assert [s for s, _ in _history(client, run_id, "checkpoint_saved")][0] == 1
+    assert {"loss", "dice", "lr", "val_dice", "weight_dice"} <= set(run.data.metrics)
+    assert not {"epoch", "steps"} & set(run.data.metrics)  # the step of every metric, not metrics of their own
+
+    caplog.set_level(logging.WARNING, logger="pipeline.tracking.tracker")
+    fresh = create_training_manager(out, "seed", enhanced=True, plots=False)
+    fresh.tracker.start()
+    fresh.finish()
+    assert not [r for r in caplog.records if "never ended" in r.getMessage()]
+
+
+def _order_loop(manager, model, optimizer, epochs, end_first: bool) -> tuple[list, list]:
+    paths, summaries = [], []
+    for epoch in epochs:
+        for inputs, targets in TRAIN[:2]:
+            step_metrics = manager.train_step(model, (inputs, targets), optimizer, "cpu")
+        val_metrics = manager.validation_step(model, VAL[:1], "cpu")
+        if end_first:
+            summaries.append(manager.end_epoch(epoch, step_metrics, val_metrics))
+            paths.append(manager.save_checkpoint(model, optimizer, None, epoch, {**step_metrics, **val_metrics}))
+        else:
+            paths.append(manager.save_checkpoint(model, optimizer, None, epoch, {**step_metrics, **val_metrics}))
+            summaries.append(manager.end_epoch(epoch, step_metrics, val_metrics))
+    return paths, summaries
+
+
+def _every_epoch(path, **kwargs) -> TrainingManager:
+    manager = TrainingManager(path, "tiny", plots=False, **kwargs)
+    manager.setup_loss_function({"type": "combined", "dice_weight": 0.8, "bce_weight": 0.2, "scheduler": STEP})
+    manager.setup_checkpointing({"save_strategy": "epoch", "max_checkpoints": 5})
+    return manager
+
+
+@pytest.mark.parametrize("end_first", [False, True])
+def test_either_order_closes_each_epoch_once_and_checkpoints_hold_epoch_means(tmp_path, end_first):
+    manager = _every_epoch(tmp_path)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    paths, summaries = _order_loop(manager, model, optimizer, range(3), end_first)
+    # one step of the schedule per epoch: 0.8, then dice's raw weight halved, the sum kept at 1
+    assert [h["weight_dice"] for h in manager.history] == pytest.approx([0.8, 0.4 / 0.6, 0.5])
+    assert [p.name for p in paths] == [f"tiny_e000{e}_i0000000{2 * e}.pt" for e in (1, 2, 3)]
+    expected = [None] * 3 if end_first else [str(p) for p in paths]
+    assert [s["checkpoint_path"] for s in summaries] == expected  # this epoch's file, never the previous one's
+    saved = manager.checkpoint_manager.list_checkpoints()
+    assert [c["metrics"]["loss"] for c in saved] == pytest.approx([h["loss"] for h in manager.history])  # epoch means
+    assert [c["metrics"]["dice"] for c in saved] == pytest.approx([h["dice"] for h in manager.history])
+
+    resumed = _every_epoch(tmp_path)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    assert resumed.resume(model, optimizer, None, "last") == 3
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3] and all("loss" in h for h in resumed.history)
+    assert resumed.get_training_summary()["training_progress"]["total_epochs"] == 3
+    assert dict(resumed.loss_function.weights) == pytest.approx(dict(manager.loss_function.weights))
+
+
+def test_resume_stretches_a_cosine_lr_schedule_to_the_new_length(tmp_path):
+    first = _every_epoch(tmp_path)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=1, eta_min=1e-4)
+    for inputs, targets in TRAIN[:1]:
+        first.train_step(model, (inputs, targets), optimizer, "cpu")
+    cosine.step()
+    first.save_checkpoint(model, optimizer, cosine, 0, {"val_dice": 0.5})
+
+    second = _every_epoch(tmp_path)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2, eta_min=1e-4)
+    assert second.resume(model, optimizer, cosine, num_epochs=2) == 1
+    assert cosine.T_max == 2
+    cosine.step()  # the last epoch's end: at eta_min, not back up at the initial 1e-2
+    assert cosine.get_last_lr()[0] == pytest.approx(1e-4)
+
+
+def test_attach_plots_each_epoch_with_its_checkpoint_and_records_lr(tmp_path):
+    from pipeline.plots import plot_training_curves
+
+    png = tmp_path / "tiny_training_curves.png"
+    compared = []
+
+    def compare(engine):  # after the manager's refresh at this epoch's start
+        if engine.state.epoch > 1:
+            expected = plot_training_curves(manager.records(), tmp_path / "expected.png", title="tiny: training")
+            compared.append(png.read_bytes() == expected.read_bytes())
+
+    manager = _manager(tmp_path, STEP, enable_mlflow=True, plots=True)
+    _ignite_run(manager, 3, on_epoch_started=compare)
+    assert compared == [True, True]
+    assert manager.records()[0]["checkpoint_reasons"] == "best"
+    final = plot_training_curves(manager.records(), tmp_path / "expected.png", title="tiny: training")
+    assert png.read_bytes() == final.read_bytes()
+    assert [h["lr"] for h in manager.history] == [1e-2] * 3  # as the hand-written loop records it
+    client = manager.tracker.client
+    assert [(s, v) for s, v in _history(client, manager.tracker.run_id, "lr")] == [(1, 1e-2), (2, 1e-2), (3, 1e-2)]
+    assert not {"epoch", "steps"} & set(client.get_run(manager.tracker.run_id).data.metrics)
+
+
+DDP_CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+import ignite.distributed as idist
+from pipeline import TrainingManager
+
+def training(local_rank, out):
+    rank = idist.get_rank()
+    manager = TrainingManager(Path(out) / f"rank{{rank}}", "ddp", plots=True)
+    manager.end_epoch(0, {{"loss": 0.5}}, {{"val_dice": 0.25}})
+    manager.plot()
+    manager.export_training_data()
+    idist.barrier()
+
+with idist.Parallel(backend="gloo") as parallel:
+    parallel.run(training, sys.argv[1])
+"""
+
+
+def test_only_rank_0_writes_history_plots_and_exports_under_torchrun(tmp_path):
+    script = tmp_path / "ddp_child.py"
+    script.write_text(DDP_CHILD.format(repo=str(REPO)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == [
+        "ddp_history.csv", "ddp_history.json", "ddp_training_curves.png", "ddp_training_data.json"]
+    assert list((tmp_path / "rank1").iterdir()) == []
+    assert json.loads((tmp_path / "rank0" / "ddp_history.json").read_text())[0]["val_dice"] == 0.25
+
+
+def test_bad_preset_creates_no_folder_and_a_failed_with_block_exports(tmp_path):
+    with pytest.raises(ValueError, match="unknown loss preset 'nope'"):
+        create_training_manager(tmp_path / "never", loss_preset="nope")
+    with pytest.raises(ValueError, match="unknown checkpoint preset 'nope'"):
+        create_training_manager(tmp_path / "never", checkpoint_preset="nope")
+    assert not (tmp_path / "never").exists()
+
+    manager = _every_epoch(tmp_path / "failed", enable_mlflow=True)
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with pytest.raises(RuntimeError, match="diverged"):
+        with manager:
+            _order_loop(manager, model, optimizer, range(1), end_first=True)
+            raise RuntimeError("diverged")
+    assert [r["epoch"] for r in json.loads((tmp_path / "failed" / "tiny_history.json").read_text())] == [1]
+    client = manager.tracker.client
+    run = client.get_run(manager.tracker.run_id)
+    assert run.info.status == "FAILED"
+    assert _history(client, run.info.run_id, "checkpoint_saved") == [(1, 1.0)]  # saved after end_epoch: still logged
+    assert "tiny_history.json" in {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.checkpoint import get_checkpoint_preset
+from pipeline.losses import get_preset_loss_config
 from pipeline.training.manager import TrainingManager
 
 __all__ = ["quick_training_setup", "create_training_manager", "DEFAULT_LOSS_PRESET", "DEFAULT_CHECKPOINT_PRESET"]
@@ -33,9 +35,11 @@ def create_training_manager(
     Raises:
         ValueError: unknown preset (the valid ones are listed) or a model_dir that cannot be written.
     """
+    loss_config = get_preset_loss_config(loss_preset)  # both names checked before model_dir is created
+    checkpoint_config = get_checkpoint_preset(checkpoint_preset)
     manager = TrainingManager(model_dir, model_name, enable_mlflow=enhanced, **kwargs)
-    manager.setup_loss_function(loss_preset)
-    manager.setup_checkpointing(checkpoint_preset)
+    manager.setup_loss_function(loss_config)
+    manager.setup_checkpointing(checkpoint_config)
     return manager
 
 

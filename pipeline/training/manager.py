@@ -10,17 +10,20 @@ into Ignite engines (see :mod:`pipeline.training.wiring`).
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import ignite.distributed as idist
 import torch
 
 from pipeline.checkpoint import create_checkpoint_manager, get_checkpoint_preset
 from pipeline.checkpoint.manifest import scalar_metrics
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.handlers import schedule_values
+from pipeline.handlers import schedule_values, stretch_cosine
 from pipeline.history import export_history, strict_json, with_checkpoints
 from pipeline.losses import create_loss_function, create_loss_scheduler, get_preset_loss_config
 from pipeline.plots import plot_training_curves
@@ -36,6 +39,22 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 #: names of the manager's states in a checkpoint (next to model, optimizer, scheduler)
 STATE_KEYS = {"loss_schedule": "loss_schedule", "tracker": "tracker", "history": "epoch_log"}
+#: history entries that are not logged as MLflow metrics (the epoch is the metric's step)
+NOT_LOGGED = ("epoch", "steps")
+
+
+def _end_at_exit(tracker: MLflowTracker) -> None:
+    """End ``tracker``'s run if still active (a loop without ``finish()``), at interpreter exit or when the manager is
+    collected: ``FAILED`` after an uncaught exception, else ``FINISHED``. Never raises (a killed process runs nothing:
+    its run stays ``RUNNING`` and the next fresh start in the folder warns of it)."""
+    if not tracker.active:
+        return
+    status = "FAILED" if getattr(sys, "last_value", None) is not None else "FINISHED"
+    try:
+        tracker.log_checkpoint_events()
+        tracker.end(status)
+    except Exception as error:  # noqa: BLE001 - at exit nothing can be done about it but saying so
+        logger.warning("could not end MLflow run %s at exit: %s", tracker.run_id, error)
 
 
 def _writable_dir(path: str | Path) -> Path:
@@ -57,6 +76,18 @@ def _config(config: Mapping[str, Any] | str | None, presets: Any, what: str) -> 
     return dict(config)
 
 
+def _artifacts_of(manager: "TrainingManager") -> Any:
+    """``manager.artifact_files`` without a strong reference (the tracker must not keep the manager alive: its
+    collection ends a run left open)."""
+    ref = weakref.ref(manager)
+
+    def files() -> list[Path]:
+        owner = ref()
+        return [] if owner is None else owner.artifact_files()
+
+    return files
+
+
 class TrainingManager:
     """Loss, loss-weight schedule, checkpoints, history, plots and (optionally) MLflow for one training.
 
@@ -75,8 +106,11 @@ class TrainingManager:
             manager.end_epoch(epoch, step_metrics, val_metrics)
         manager.finish()   # history, plots and the best model as MLflow artifacts; the run ends
 
-    An epoch is closed (its record made, the loss schedule stepped) by whichever of :meth:`save_checkpoint` and
-    :meth:`end_epoch` comes first, so a checkpoint holds the schedule's state for the next epoch.
+    An epoch is closed (its record made, the loss schedule stepped once) by whichever of :meth:`save_checkpoint` and
+    :meth:`end_epoch` comes first, so a checkpoint holds the schedule's state for the next epoch; either order works
+    (with ``end_epoch`` first, its ``checkpoint_path`` is None: the file is what ``save_checkpoint`` returns).
+    Without :meth:`finish`, :meth:`export_training_data` logs the files to MLflow and the run is ended ``FINISHED``
+    when the interpreter exits.
 
     Files under ``model_dir``: ``checkpoints/``, ``<model_name>_history.json`` / ``.csv``,
     ``<model_name>_training_curves.png`` (refreshed every epoch), ``<model_name>_training_data.json``, and with
@@ -120,15 +154,17 @@ class TrainingManager:
         self.checkpoint_handler: Any = None
         self.trainer: Any = None
         self.tracker = (
-            MLflowTracker(self.model_dir, model_name, experiment_name, tracking_uri, artifacts=self.artifact_files)
+            MLflowTracker(self.model_dir, model_name, experiment_name, tracking_uri, artifacts=_artifacts_of(self))
             if enable_mlflow else None
         )
         self.history: list[dict[str, Any]] = []
         self.model_info: dict[str, Any] = {}
         self._steps = StepMeans()
         self._total_steps = 0
-        self._pending: dict[str, Any] | None = None
-        self._last_path: Path | None = None
+        self._closed: dict[str, Any] | None = None  # the record of the last closed epoch (ended or not)
+        self._closed_means: dict[str, float] = {}  # its step means
+        self._saved: tuple[int, Path | None] | None = None  # (epoch number, file) of the last save_checkpoint
+        self._exit_hook = None if self.tracker is None else weakref.finalize(self, _end_at_exit, self.tracker)
         self._start = time.perf_counter()
         self._epoch_clock = self._start
 
@@ -224,16 +260,23 @@ class TrainingManager:
         return validate(model, val_loader, device, self.roi_size, self.threshold)
 
     def _close_epoch(self, epoch: int, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
-        if self._pending is not None and self._pending["epoch"] == epoch + 1:
-            return self._pending
-        record: dict[str, Any] = {"epoch": int(epoch) + 1, **self._steps.means(), "steps": self._steps.steps}
+        """The record of epoch ``epoch`` (0-based): made, and the loss schedule stepped, only by the first of
+        :meth:`save_checkpoint` / :meth:`end_epoch` for that epoch; the second gets the same record."""
+        number = int(epoch) + 1
+        if self._closed is not None and self._closed["epoch"] == number:
+            return self._closed
+        means = self._steps.means()
+        record: dict[str, Any] = {"epoch": number, **means, "steps": self._steps.steps}
         if self.loss_function is not None:
             record.update(schedule_values(self.loss_function.weights, None))
         if self.loss_scheduler is not None:
             self.loss_scheduler.step(epoch, scalar_metrics(metrics) or None)
         self._steps.reset()
-        self._pending = record
+        self._closed, self._closed_means = record, means
         return record
+
+    def _ended(self, record: Mapping[str, Any]) -> bool:
+        return bool(self.history) and self.history[-1] is record
 
     def save_checkpoint(
         self, model: torch.nn.Module, optimizer: Any = None, scheduler: Any = None, epoch: int = 0, metrics: Mapping[str, Any] | None = None
@@ -241,49 +284,74 @@ class TrainingManager:
         """Offer epoch ``epoch``'s state (model, optimizer, LR scheduler, loss schedule, MLflow run id, history) to
         the checkpoint strategy. Returns the file written, or None.
 
+        The step values among ``metrics`` (the seed passes ``{**step_metrics, **val_metrics}``: ``loss``, the terms,
+        ``dice``, ``lr`` of the last step) are replaced by their epoch means, so the checkpoint's metrics and score
+        are those of the history. Called after :meth:`end_epoch` of the same epoch, it saves that epoch's record (the
+        schedule is not stepped again) and logs the save to MLflow.
+
         Raises:
             SettingsError: :meth:`setup_checkpointing` was not called.
         """
         manager = self._require("checkpoint_manager", "setup_checkpointing(config)")
         record = self._close_epoch(epoch, metrics)
-        for key, value in scalar_metrics(metrics).items():  # the seed passes {**step_metrics, **val_metrics}:
-            record.setdefault(key, value)  # the last step's values do not replace the epoch means
-        extra = {STATE_KEYS["history"]: {"history": [*self.history, dict(record)]}}
+        ended = self._ended(record)
+        values = dict(metrics or {})
+        values.update({k: self._closed_means[k] for k in values if k in self._closed_means})
+        for key, value in scalar_metrics(values).items():
+            record.setdefault(key, value)
+        history = [*self.history] if ended else [*self.history, record]
+        extra = {STATE_KEYS["history"]: {"history": [dict(r) for r in history]}}
         if self.loss_scheduler is not None:
             extra[STATE_KEYS["loss_schedule"]] = self.loss_scheduler.state_dict()
         if self.tracker is not None:
             extra[STATE_KEYS["tracker"]] = self.tracker.state_dict()
-        self._last_path = manager.save_checkpoint(model, optimizer, scheduler, epoch + 1, metrics, iteration=self._total_steps, extra_state=extra)
-        return self._last_path
+        path = manager.save_checkpoint(model, optimizer, scheduler, epoch + 1, values, iteration=self._total_steps, extra_state=extra)
+        self._saved = (record["epoch"], path)
+        if ended:
+            if self.tracker is not None and self.tracker.active:
+                self.tracker.log_checkpoint_events()
+            if self.plots and path is not None:
+                self.plot()
+        return path
 
     def end_epoch(self, epoch: int, step_metrics: Mapping[str, Any] | None = None, val_metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Close epoch ``epoch``: record it (epoch means of the steps, weights in force, ``val_metrics``, time, the
-        checkpoint decision), log it to MLflow, refresh the plot.
+        checkpoint decision), log it to MLflow (all but ``epoch`` and ``steps``), refresh the plot.
 
         Returns:
-            the epoch's record, with ``checkpoint_path`` (the file saved at this epoch, or None).
+            the epoch's record, with ``checkpoint_path``: the file :meth:`save_checkpoint` wrote for this epoch, or
+            None (nothing saved, or ``end_epoch`` came first: that save returns its file itself).
         """
         record = self._close_epoch(epoch, val_metrics)
-        record.update(scalar_metrics(val_metrics))
-        for key, value in scalar_metrics(step_metrics).items():
-            record.setdefault(key, value)
-        now = time.perf_counter()
-        record["time_s"] = now - self._epoch_clock
-        self._epoch_clock = now
-        self.history.append(record)
-        self._pending = None
-        if self.tracker is not None and self.tracker.active:
-            self.tracker.log_metrics(record, record["epoch"])
-            self.tracker.log_checkpoint_events()
-        if self.plots:
-            self.plot()
-        path, self._last_path = self._last_path, None
-        return {**record, "checkpoint_path": None if path is None else str(path)}
+        if not self._ended(record):
+            record.update(scalar_metrics(val_metrics))
+            for key, value in scalar_metrics(step_metrics).items():
+                record.setdefault(key, value)  # the epoch means stay; the last step's values fill only what is missing
+            now = time.perf_counter()
+            record["time_s"] = now - self._epoch_clock
+            self._epoch_clock = now
+            self.history.append(record)
+            if self.tracker is not None and self.tracker.active:
+                self.tracker.log_metrics({k: v for k, v in record.items() if k not in NOT_LOGGED}, record["epoch"])
+                self.tracker.log_checkpoint_events()
+            if self.plots:
+                self.plot()
+        saved = self._saved if self._saved is not None and self._saved[0] == record["epoch"] else None
+        return {**record, "checkpoint_path": None if saved is None or saved[1] is None else str(saved[1])}
 
     # ------------------------------------------------------------------------------------------------ resume
-    def resume(self, model: torch.nn.Module, optimizer: Any = None, scheduler: Any = None, checkpoint: str | Path = "auto") -> int:
+    def resume(
+        self, model: torch.nn.Module, optimizer: Any = None, scheduler: Any = None, checkpoint: str | Path = "auto",
+        num_epochs: int | None = None,
+    ) -> int:
         """Load a checkpoint (``"auto"``, ``"best"``, ``"last"`` or a file) into the objects and the manager (loss
         schedule, history, MLflow run, which is then continued).
+
+        Args:
+            num_epochs: the run's (new) number of epochs: a :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`
+                ``scheduler`` restored with the old run's ``T_max`` is stretched to it
+                (:func:`pipeline.handlers.stretch_cosine`), so an extended run keeps annealing instead of the learning
+                rate climbing back up.
 
         Returns:
             the next epoch to train (0-based, for ``range(start, num_epochs)``); 0 when ``"auto"`` finds nothing.
@@ -302,6 +370,9 @@ class TrainingManager:
             self.tracker.load_state_dict(state[STATE_KEYS["tracker"]])
         self.history[:] = [dict(r) for r in state.get(STATE_KEYS["history"], {}).get("history", [])]
         self._total_steps = int(info.get("iteration") or 0)
+        self._closed, self._saved = None, None
+        if num_epochs and isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+            stretch_cosine(scheduler, num_epochs)
         logger.info("resumed %s from %s (epoch %s)", self.model_name, info["path"], info["epoch"])
         return int(info["epoch"] or 0)
 
@@ -325,8 +396,11 @@ class TrainingManager:
         return with_checkpoints(self.history, saves)
 
     def plot(self) -> Path:
-        """Write ``<model_name>_training_curves.png`` (losses and terms, loss weights, validation with checkpoints)."""
+        """Write ``<model_name>_training_curves.png`` (losses and terms, loss weights, validation with checkpoints);
+        under ``torch.distributed`` only rank 0 writes. Returns its path."""
         path = self.model_dir / f"{self.model_name}_training_curves.png"
+        if idist.get_rank() != 0 or not self.history:
+            return path
         return plot_training_curves(self.records(), path, title=f"{self.model_name}: training")
 
     def get_checkpoint_summary(self) -> dict[str, Any]:
@@ -354,12 +428,23 @@ class TrainingManager:
 
     def export_training_data(self) -> Path:
         """Write the history (``<model_name>_history.json`` / ``.csv``), the plot and ``<model_name>_training_data.json``
-        (summary and history together). Returns the path of the last."""
+        (summary and history together); with MLflow, log the checkpoint saves not logged yet and these files and the
+        best checkpoint as artifacts (the run stays open: :meth:`finish` ends it, or the interpreter's exit does).
+        Under ``torch.distributed`` only rank 0 writes and logs. Returns the path of ``_training_data.json``."""
+        path = self._write_exports()
+        if self.tracker is not None and self.tracker.active:
+            self.tracker.log_checkpoint_events()
+            self.tracker.log_artifacts()
+        return path
+
+    def _write_exports(self) -> Path:
+        path = self.model_dir / f"{self.model_name}_training_data.json"
+        if idist.get_rank() != 0:
+            return path
         records = self.records()
         export_history(records, self.model_dir, f"{self.model_name}_history")
         if self.plots:
             self.plot()
-        path = self.model_dir / f"{self.model_name}_training_data.json"
         payload = {"summary": self.get_training_summary(), "history": records}
         path.write_text(strict_json(payload))
         return path
@@ -372,18 +457,22 @@ class TrainingManager:
     def finish(self, status: str = "FINISHED") -> Path:
         """End of a hand-written training: export (:meth:`export_training_data`), log the files and the best
         checkpoint to MLflow and end the run with ``status``. Returns the export path."""
-        path = self.export_training_data()
-        if self.tracker is not None and self.tracker.active:
-            self.tracker.log_checkpoint_events()
-            self.tracker.log_artifacts()
-            self.tracker.end(status)
-        return path
+        try:
+            return self.export_training_data()
+        finally:
+            if self.tracker is not None:
+                self.tracker.end(status)
 
     def __enter__(self) -> "TrainingManager":
         return self
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        """:meth:`finish`; on an exception ``finish("FAILED")`` (the epochs so far exported and logged), and the
+        exception goes on."""
         if error is None:
             self.finish()
-        elif self.tracker is not None:
-            self.tracker.end("FAILED")
+            return
+        try:
+            self.finish("FAILED")
+        except Exception as failure:  # noqa: BLE001 - the training's own exception is the one to see
+            logger.warning("exporting after %s failed: %s", type(error).__name__, failure)

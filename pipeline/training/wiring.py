@@ -63,6 +63,17 @@ def _checkpoint_handler(manager: "TrainingManager", states: Mapping[str, Any], r
     return handler
 
 
+def _record_lr(engine: Engine, manager: "TrainingManager", optimizer: torch.optim.Optimizer) -> None:
+    """The epoch's ``lr`` in the history (as the hand-written loop records it) and, for an engine the tracker does
+    not take it from (a plain Ignite engine), in MLflow."""
+    lr = float(optimizer.param_groups[0]["lr"])
+    if manager.history and manager.history[-1].get("epoch") == engine.state.epoch:
+        manager.history[-1]["lr"] = lr
+    tracker = manager.tracker
+    if tracker is not None and tracker.active and not isinstance(getattr(engine, "optimizer", None), torch.optim.Optimizer):
+        tracker.log_metrics({"lr": lr}, engine.state.epoch)
+
+
 def attach_manager(
     manager: "TrainingManager", trainer: Engine, evaluator: Engine | None = None,
     to_save: Mapping[str, Any] | None = None, resume: str | Path | None = None,
@@ -75,7 +86,8 @@ def attach_manager(
       without one, a :class:`~pipeline.training.loss_terms.LossTermsHandler`), so every epoch has its weights and
       term losses;
     - history: the trainer's :class:`~pipeline.handlers.EpochSummaryLogger` (one is attached if it has none) is the
-      manager's ``history``; the plot is refreshed each epoch, the history exported at ``COMPLETED``;
+      manager's ``history`` (with the optimizer's ``lr``); the plot is refreshed at each epoch's start (so it shows
+      the previous epoch's checkpoint decision) and at ``COMPLETED``, when the history is exported;
     - checkpoints: a :class:`~pipeline.checkpoint.CheckpointHandler` with the manager's strategy, saving ``to_save``
       (default for a MONAI trainer: network, optimizer, trainer) plus the schedule, the history, the MLflow run id and
       what the handler finds from the trainer (LR scheduler, random generators, ...); a strategy monitoring
@@ -131,9 +143,13 @@ def attach_manager(
         states["tracker"] = manager.tracker
     checkpoints = _checkpoint_handler(manager, states, resume)
 
-    if manager.plots:
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: manager.plot())
-    trainer.add_event_handler(Events.COMPLETED, lambda engine: manager.export_training_data())
+    optimizers = [getattr(trainer, "optimizer", None), *states.values()]
+    optimizer = next((o for o in optimizers if isinstance(o, torch.optim.Optimizer)), None)
+    if optimizer is not None:
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, _record_lr, manager, optimizer)
+    if manager.plots:  # at the next epoch's start: the checkpoint handler, last at EPOCH_COMPLETED, has decided
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: manager.plot())
+    trainer.add_event_handler(Events.COMPLETED, lambda engine: manager._write_exports())  # plot included
     if manager.tracker is not None:
         manager.tracker.checkpoint = checkpoints
         manager.tracker.attach(trainer, evaluator)
