@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -14,6 +12,7 @@ import torch
 from pipeline.bundle_support import load_weights
 from pipeline.checkpoint import CheckpointStore, load_training_state
 from pipeline.networks import create_unet
+from torchrun import torchrun  # tests/torchrun.py
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "bundles" / "coronary_vessel_seg" / "configs"
@@ -23,13 +22,11 @@ def test_two_processes_train_and_only_rank0_writes(tiny_dataset, tmp_path):
     root = tmp_path / "bundle"
     configs = json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
     schedule = json.dumps({"start_weights": {"skeleton_recall": 0.0}, "warmup_epochs": 0, "epochs": 1})
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
-         "run", "--config_file", configs, "--bundle_root", str(root), "--dataset_dir", str(tiny_dataset),
-         "--epochs", "2", "--val_interval", "1", "--patch_size", "[32,32,32]", "--num_samples", "2",
-         "--network_def#channels", "[8,16,32]", "--network_def#strides", "[2,2]", "--progress", "False",
-         "--loss_schedule_params", schedule],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+    proc = torchrun(
+        "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(root), "--dataset_dir", str(tiny_dataset),
+        "--epochs", "2", "--val_interval", "1", "--patch_size", "[32,32,32]", "--num_samples", "2",
+        "--network_def#channels", "[8,16,32]", "--network_def#strides", "[2,2]", "--progress", "False",
+        "--loss_schedule_params", schedule,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from torchrun import torchrun  # tests/torchrun.py
+
 CHILD = Path(__file__).with_name("exact_resume_child.py")
 ROOT = CHILD.parents[1]
 EPOCHS = 4
 KILL = "3:1"  # after the first iteration of epoch 3: epoch 2's checkpoint is the newest
 
 
-def _run(*args: str, torchrun: bool = False) -> subprocess.CompletedProcess:
+def _run(*args: str, two_processes: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    if torchrun:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(CHILD), *args, "--ddp"]
-    else:
-        command = [sys.executable, str(CHILD), *args]
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if two_processes:
+        return torchrun(str(CHILD), *args, "--ddp", env=env)
+    return subprocess.run([sys.executable, str(CHILD), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def _result(out: Path, name: str = "result.json") -> dict:
@@ -80,13 +80,13 @@ def test_a_resume_from_the_middle_of_an_epoch_is_exact_too(tmp_path):
 
 
 def test_two_torchrun_processes_killed_and_resumed_match_the_uninterrupted_run(tmp_path):
-    straight = _run(str(tmp_path / "straight"), "3", torchrun=True)
+    straight = _run(str(tmp_path / "straight"), "3", two_processes=True)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    killed = _run(str(tmp_path / "split"), "3", "--kill", "2:1", torchrun=True)
+    killed = _run(str(tmp_path / "split"), "3", "--kill", "2:1", two_processes=True)
     assert killed.returncode != 0
     files = sorted(p.name for p in (tmp_path / "split" / "checkpoints").iterdir())
     assert files == ["model.manifest.json", "model_e0001_i00000001.pt"]  # one writer: no second copy, no temp file
-    resumed = _run(str(tmp_path / "split"), "3", "--resume", torchrun=True)
+    resumed = _run(str(tmp_path / "split"), "3", "--resume", two_processes=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for rank in (0, 1):
         expected, got = _result(tmp_path / "straight", f"result{rank}.json"), _result(tmp_path / "split", f"result{rank}.json")

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from torchrun import torchrun  # tests/torchrun.py
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_two_processes_share_one_weight_sequence_from_all_their_losses(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(REPO / "tests" / "schedules_ddp_child.py"), str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )
+    proc = torchrun(str(REPO / "tests" / "schedules_ddp_child.py"), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

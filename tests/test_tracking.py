@@ -6,8 +6,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from ignite.engine import Engine, Events
 from pipeline.checkpoint import CheckpointHandler
 from pipeline.errors import SettingsError
 from pipeline.tracking import MLflowTracker, RESUMES_TAG, import_mlflow, resolve_tracking_uri
+from torchrun import torchrun  # tests/torchrun.py
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = [torch.randn(2, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
@@ -221,11 +220,7 @@ def test_state_is_plain_and_logging_needs_a_run(tmp_path):
 
 
 def test_only_rank_0_talks_to_mlflow_under_torchrun(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(REPO / "tests" / "tracking_ddp_child.py"), str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )
+    proc = torchrun(str(REPO / "tests" / "tracking_ddp_child.py"), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

@@ -22,6 +22,7 @@ from pipeline import TrainingManager, create_training_manager, quick_training_se
 from pipeline.networks import create_unet
 from pipeline.tracking import import_mlflow
 from tiny_engines import dice_evaluator  # tests/tiny_engines.py
+from torchrun import torchrun  # tests/torchrun.py
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
@@ -451,10 +452,7 @@ with idist.Parallel(backend="gloo") as parallel:
 def test_only_rank_0_writes_history_plots_and_exports_under_torchrun(tmp_path):
     script = tmp_path / "ddp_child.py"
     script.write_text(DDP_CHILD.format(repo=str(REPO)))
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )
+    proc = torchrun(str(script), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == [
         "ddp_history.csv", "ddp_history.json", "ddp_training_curves.png", "ddp_training_data.json"]

@@ -163,7 +163,8 @@ class CheckpointManager:
         the random generators saved with it (unless ``restore_rng=False``).
 
         Returns:
-            ``{"path", "epoch", "iteration", "metrics", "reasons"}`` of the checkpoint loaded.
+            ``{"path", "epoch", "iteration", "metrics", "reasons", "state"}`` of the checkpoint loaded (``state``: every
+            saved state, e.g. ``extra_state`` given to :meth:`save_checkpoint`).
 
         Raises:
             CheckpointError: no checkpoint, a damaged or unsafe file, or a state the objects need is missing.
@@ -197,6 +198,7 @@ class CheckpointManager:
             "iteration": meta.get("iteration"),
             "metrics": meta.get("metrics", {}),
             "reasons": meta.get("reasons", []),
+            "state": state,
         }
 
     def flush(self) -> None:

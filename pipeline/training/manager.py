@@ -363,7 +363,7 @@ class TrainingManager:
             if checkpoint == "auto" and not manager.store.entries:
                 return 0
             raise
-        state = manager.store.load(info["path"]).get("state", {})
+        state = info["state"]
         if self.loss_scheduler is not None and STATE_KEYS["loss_schedule"] in state:
             self.loss_scheduler.load_state_dict(state[STATE_KEYS["loss_schedule"]])
         if self.tracker is not None and STATE_KEYS["tracker"] in state:
