@@ -9,7 +9,6 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 from monai.engines import SupervisedTrainer
-from monai.handlers import ValidationHandler
 from monai.inferers import SimpleInferer
 from monai.losses import DiceLoss
 
@@ -17,7 +16,7 @@ from pipeline.checkpoint import CheckpointHandler, CheckpointStore, atomic
 from pipeline.checkpoint.checkpointer import Checkpointer
 from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy
 from pipeline.errors import CheckpointError, SettingsError
-from tiny_engines import dice_evaluator  # tests/tiny_engines.py
+from tiny_engines import validated_trainer  # tests/tiny_engines.py
 
 DATA = [torch.randn(2, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
 
@@ -118,17 +117,7 @@ def test_monai_trainer_and_evaluator_with_key_metric(tmp_path):
     volume = torch.rand(1, 1, 8, 8, 8)
     label = (volume > 0.5).float()
     batches = [{"image": volume, "label": label}] * 2
-    evaluator = dice_evaluator(net, batches[:1])
-    trainer = SupervisedTrainer(
-        device="cpu",
-        max_epochs=4,
-        train_data_loader=batches,
-        network=net,
-        optimizer=opt,
-        loss_function=DiceLoss(sigmoid=True),
-        inferer=SimpleInferer(),
-        train_handlers=[ValidationHandler(validator=evaluator, interval=2, epoch_level=True)],
-    )
+    trainer, evaluator = validated_trainer(net, batches, DiceLoss(sigmoid=True), opt, max_epochs=4, val_interval=2)
     handler = CheckpointHandler(tmp_path, {"network": net, "optimizer": opt, "trainer": trainer}, "best", model_name="unet")
     handler.attach(trainer, evaluator)
     assert handler.strategy.monitor == "val_mean_dice"  # the evaluator's key metric

@@ -17,7 +17,7 @@ from pipeline import CheckpointHandler, LossManager
 from pipeline.errors import SettingsError
 from pipeline.losses import CombinedLoss
 from pipeline.schedules import AdaptiveSchedule, LossScheduleHandler, LossScheduler, PerformanceSchedule
-from tiny_engines import dice_evaluator  # tests/tiny_engines.py
+from tiny_engines import dice_evaluator, validated_trainer  # tests/tiny_engines.py
 
 VOLUMES = [torch.rand(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
 BATCHES = [{"image": v, "label": (v > 0.6).float()} for v in VOLUMES]
@@ -94,17 +94,7 @@ def test_adaptive_follows_the_epoch_means_of_the_terms():
 
 def _monai_engines(net, loss, val_interval=1):
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    evaluator = dice_evaluator(net, BATCHES[:1])
-    trainer = SupervisedTrainer(
-        device="cpu",
-        max_epochs=6,
-        train_data_loader=BATCHES,
-        network=net,
-        optimizer=opt,
-        loss_function=loss,
-        inferer=SimpleInferer(),
-        train_handlers=[ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True)],
-    )
+    trainer, evaluator = validated_trainer(net, BATCHES, loss, opt, max_epochs=6, val_interval=val_interval)
     return trainer, evaluator, opt
 
 

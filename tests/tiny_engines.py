@@ -1,12 +1,12 @@
-"""A MONAI evaluator for the engine tests' tiny volumes, shared by the checkpoint and schedule tests."""
+"""MONAI engines for the engine tests' tiny volumes, shared by the checkpoint and schedule tests."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
-from monai.engines import SupervisedEvaluator
-from monai.handlers import MeanDice, from_engine
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.handlers import MeanDice, ValidationHandler, from_engine
 from monai.inferers import SimpleInferer
 
 
@@ -21,3 +21,27 @@ def dice_evaluator(network: torch.nn.Module, batches: Sequence[dict]) -> Supervi
         postprocessing=lambda d: {**d, "pred": (d["pred"] > 0).float()} if isinstance(d, dict) else d,
         key_val_metric={"val_mean_dice": MeanDice(output_transform=from_engine(["pred", "label"]))},
     )
+
+
+def validated_trainer(
+    network: torch.nn.Module,
+    batches: Sequence[dict],
+    loss: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    max_epochs: int,
+    val_interval: int = 1,
+) -> tuple[SupervisedTrainer, SupervisedEvaluator]:
+    """A MONAI ``SupervisedTrainer`` on ``batches`` that runs :func:`dice_evaluator` on the first batch every
+    ``val_interval`` epochs; returns the trainer and the evaluator."""
+    evaluator = dice_evaluator(network, batches[:1])
+    trainer = SupervisedTrainer(
+        device="cpu",
+        max_epochs=max_epochs,
+        train_data_loader=batches,
+        network=network,
+        optimizer=optimizer,
+        loss_function=loss,
+        inferer=SimpleInferer(),
+        train_handlers=[ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True)],
+    )
+    return trainer, evaluator
