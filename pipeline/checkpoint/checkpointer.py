@@ -186,13 +186,13 @@ class Checkpointer:
         write rolls the strategy and the history back, so the decision is taken again at the next event.
 
         With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.writer.snapshot`) and written by the
-        background writer after the write in flight (whose error, if any, is raised here); None is returned.
+        background writer; None is returned. (:meth:`prepare` already waited for the write in flight and raised its
+        error.)
 
         Raises:
-            CheckpointError: the write failed (synchronously), or the previous background write failed.
+            CheckpointError: the write failed (synchronously).
         """
         try:
-            self.flush()
             score = self.strategy.score(event)
             if self.writer is not None:
                 state = snapshot(state)
