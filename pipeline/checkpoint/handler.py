@@ -15,7 +15,7 @@ from pipeline.checkpoint.distributed import PerRank, agree, is_writer
 from pipeline.checkpoint.loader_state import LoaderState, finish_epoch_iterator
 from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
-from pipeline.checkpoint.training_state import discover_training_state, state_target, training_loader
+from pipeline.checkpoint.training_state import discover_training_state, has_state, state_target, training_loader
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
 from pipeline.handlers import run_first, run_last
@@ -144,7 +144,7 @@ class CheckpointHandler:
             raise SettingsError(f"{STATE_KEY!r} is reserved for the checkpoint handler's own state in to_save")
         chosen = {}
         for name, obj in to_save.items():
-            if not (callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))):
+            if not has_state(obj):
                 raise SettingsError(f"to_save[{name!r}] ({type(obj).__name__}) has no state_dict()/load_state_dict()")
             if (isinstance(obj, torch.optim.Optimizer) and not save_optimizer) or (_is_scheduler(obj) and not save_scheduler):
                 continue
