@@ -10,17 +10,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, SettingsError
 from pipeline.evaluation.settings import AGGREGATIONS, GEOMETRY_TOLERANCE_MM, EvaluationSettings
 
-__all__ = ["DESCRIPTION", "add_arguments", "prepare_output", "run", "score_and_report", "settings_from", "show_report"]
+__all__ = ["DESCRIPTION", "add_arguments", "parse_shard", "prepare_output", "run", "score_and_report", "settings_from", "show_report"]
 
 logger = logging.getLogger(__name__)
+
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 DESCRIPTION = (
     "Score binary (or, with --labels, multi-label) prediction NIfTI files against their labels in mm: Dice, IoU, "
@@ -64,6 +67,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "result to --out")
     many.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                       help="combine the partial results of all N shards into the reports of one run")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with ``1 <= I <= N``.
+
+    Raises:
+        SettingsError: not of that form, or ``I`` out of range.
+    """
+    match = _SHARD.match(text)
+    if not match:
+        raise SettingsError(f"--shard must be I/N, e.g. 2/8 (the 2nd of 8 parts), got {text!r}.")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise SettingsError(f"--shard {text}: I must be between 1 and N (N >= 1), got I={index}, N={count}.")
+    return index, count
 
 
 def settings_from(args: argparse.Namespace) -> EvaluationSettings:
@@ -119,17 +137,17 @@ def score_and_report(pairs, out, settings: EvaluationSettings, workers: int, tit
 
 
 def show_report(report, title: str):
-    """Print the per-case table, the means and what was written; returns ``report``."""
+    """Print the per-case table, what was written, then the means (the console ends with them); returns ``report``."""
     from pipeline.evaluation.report import format_means, format_results_table
 
     print(f"\n{title}\n")
     print(format_results_table(report.results))
-    print()
-    print(format_means(report.summary))
     if report.files:
         print(f"\nwrote {', '.join(str(p) for p in report.files.values())}")
     else:
         print("\nno --out given: nothing written")
+    print()
+    print(format_means(report.summary))
     if report.n_failed:
         print(f"error: {report.n_failed} of {len(report.results)} cases could not be scored (see the table).", file=sys.stderr)
     return report
@@ -178,14 +196,14 @@ def run(args: argparse.Namespace, checkpoint: Callable[[EvaluationSettings], obj
     Raises:
         InputError: bad options or files, before anything is written.
     """
-    from pipeline.evaluation import shards
-
     _check_modes(args)
     settings = None if args.merge is not None else settings_from(args)
-    shard = None if args.shard is None else shards.parse_shard(args.shard)
+    shard = None if args.shard is None else parse_shard(args.shard)
     created = prepare_output(args.out)
     try:
         if args.merge is not None:
+            from pipeline.evaluation import shards
+
             results, settings = shards.merge_partials(args.merge)
             report = shards.report_merged(results, settings, args.out)
             return show_report(report, f"{len(results)} cases merged (mm, NSD tolerance {settings.tolerance_mm:g} mm):")
@@ -193,6 +211,8 @@ def run(args: argparse.Namespace, checkpoint: Callable[[EvaluationSettings], obj
             return checkpoint(settings)
         pairs = _file_pairs(args)
         if shard is not None:
+            from pipeline.evaluation import shards
+
             return shards.score_shard(pairs, shard, settings, args.workers, args.out)
         title = f"{len(pairs)} cases (mm, NSD tolerance {settings.tolerance_mm:g} mm):"
         return score_and_report(pairs, args.out, settings, args.workers, title)

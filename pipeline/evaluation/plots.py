@@ -16,7 +16,7 @@ from pipeline.evaluation.aggregation import Aggregate
 from pipeline.evaluation.runner import CaseResult
 from pipeline.evaluation.worst import SCORE_METRICS
 
-__all__ = ["plot_metrics", "outliers"]
+__all__ = ["box_plot_figure", "outliers", "plot_metrics"]
 
 _TITLES = {"HD95_mm": "HD95 (mm)", "ASSD_mm": "ASSD (mm)", "beta0_error": "β0 error (components)"}
 
@@ -30,8 +30,8 @@ def outliers(values: Sequence[float]) -> list[int]:
     return [i for i, v in enumerate(values) if v < q1 - reach or v > q3 + reach]
 
 
-def plot_metrics(results: Sequence[CaseResult], agg: Aggregate, metrics: Sequence[str]) -> bytes:
-    """The PNG image of the box plots."""
+def box_plot_figure(results: Sequence[CaseResult], agg: Aggregate, metrics: Sequence[str]):
+    """The matplotlib figure of the box plots (close it with ``matplotlib.pyplot.close``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,6 +70,14 @@ def plot_metrics(results: Sequence[CaseResult], agg: Aggregate, metrics: Sequenc
     fig.suptitle(f"{len(results) - n_failed} cases scored" + (f", {n_failed} failed" if n_failed else "")
                  + " (red x: worst value)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_metrics(results: Sequence[CaseResult], agg: Aggregate, metrics: Sequence[str]) -> bytes:
+    """The PNG image of the box plots."""
+    fig = box_plot_figure(results, agg, metrics)
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)

@@ -118,16 +118,17 @@ def cases_csv_text(results: Sequence[CaseResult], agg: Aggregate) -> str:
 
 def format_results_table(results: Sequence[CaseResult]) -> str:
     """A plain-text table: per case and label Dice, clDice, NSD, HD95, ASSD (as measured: ``inf`` with one empty
-    mask) and the component counts, with notes; failed cases with their reason."""
+    mask) and the component counts, with the empty flag and (on a case's first row) its notes; failed cases with
+    their reason."""
     header = f"{'case':<24} {'label':>5} {'Dice':>7} {'clDice':>7} {'NSD':>7} {'HD95 mm':>8} {'ASSD mm':>8} {'b0 pred/ref':>12}  note"
     lines = [header, "-" * len(header)]
     for r in results:
         if not r.ok:
             lines.append(f"{r.case:<24} {'':>5} {'FAILED':>7}  {r.error}")
             continue
-        for label, s in r.metrics.items():
+        for i, (label, s) in enumerate(r.metrics.items()):
             b0 = f"{s['beta0_pred']:.0f}/{s['beta0_ref']:.0f}"
-            notes = ([f"empty: {r.empty[label]}"] if r.empty.get(label) else []) + r.notes
+            notes = ([f"empty: {r.empty[label]}"] if r.empty.get(label) else []) + (r.notes if i == 0 else [])
             lines.append(
                 f"{r.case:<24} {label:>5} {s['Dice']:>7.4f} {s['clDice']:>7.4f} {s['NSD']:>7.4f} "
                 f"{s['HD95_mm']:>8.3f} {s['ASSD_mm']:>8.3f} {b0:>12}  {'; '.join(notes)}"

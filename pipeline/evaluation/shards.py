@@ -11,37 +11,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.errors import InputError, SettingsError
+from pipeline.errors import InputError
 from pipeline.evaluation.pairing import CasePair
 from pipeline.evaluation.runner import CaseResult, evaluate_pairs
 from pipeline.evaluation.settings import EvaluationSettings
 
-__all__ = ["PARTIAL_JSON", "merge_partials", "parse_shard", "report_merged", "score_shard"]
+__all__ = ["PARTIAL_JSON", "merge_partials", "report_merged", "score_shard"]
 
 PARTIAL_JSON = "partial.json"
 _FORMAT = "vessel-pipeline partial evaluation 1"
-_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> ``(I, N)`` with ``1 <= I <= N``.
-
-    Raises:
-        SettingsError: not of that form, or ``I`` out of range.
-    """
-    match = _SPEC.match(text)
-    if not match:
-        raise SettingsError(f"--shard must be I/N, e.g. 2/8 (the 2nd of 8 parts), got {text!r}.")
-    index, count = int(match.group(1)), int(match.group(2))
-    if count < 1 or not 1 <= index <= count:
-        raise SettingsError(f"--shard {text}: I must be between 1 and N (N >= 1), got I={index}, N={count}.")
-    return index, count
 
 
 def _encode(result: CaseResult) -> dict:
