@@ -142,7 +142,7 @@ def reorientation(label: np.ndarray, phantom, folder: Path) -> None:
     nib.save(nib.as_closest_canonical(pred_img), ras)
     nib.save(nib.Nifti1Image(label.astype(np.uint8), phantom.affine), label_path)
     codes = ["".join(nib.aff2axcodes(nib.load(p).affine)) for p in (same, ras)]
-    print(f"\n| 1 case from .nii.gz (read + check + score) | wall s | Dice | HD95 mm |\n| --- | ---: | ---: | ---: |")
+    print("\n| 1 case from .nii.gz (read + check + score) | wall s | Dice | HD95 mm |\n| --- | ---: | ---: | ---: |")
     for path, code in zip((same, ras), codes):
         (result,), seconds = timed(lambda: evaluate_pairs([CasePair("case", path, label_path)]), 1)
         assert result.ok, result.error

@@ -81,12 +81,18 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         [
             "METRICS",
+            "CasePair",
+            "EvaluationSettings",
             "SparseMask",
             "VesselMetric",
             "binary_metrics",
             "evaluate_pairs",
             "monai_reference_metrics",
+            "pair_by_name",
+            "read_pairs_file",
             "run_evaluation",
+            "volume_diagonal_mm",
+            "worst_value",
         ],
         "pipeline.evaluation",
     ),

@@ -188,7 +188,8 @@ def test_sharded_runs_merge_into_the_single_run_reports(multi_label, capsys):
     capsys.readouterr()
     for parts, message in (((multi_label / "shard1", multi_label / "other"), "have different settings: tolerance_mm 1.0 vs 2.0"),
                            ((multi_label / "shard1",), "shard(s) 2/2 missing: give all 2 partial results."),
-                           ((multi_label / "shard1", multi_label / "shard1"), "shard 1/2 is given twice")):
+                           ((multi_label / "shard1", multi_label / "shard1"), "shard 1/2 is given twice"),
+                           ((multi_label / "shard1", multi_label / "shard2", "--labels", "1"), "drop the scoring options")):
         assert main(["-q", "evaluate", "--merge", *map(str, parts), "--out", str(multi_label / "bad")]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.splitlines()) == 1 and not (multi_label / "bad").exists()

@@ -169,6 +169,9 @@ def _check_modes(args: argparse.Namespace) -> None:
         extra = given + [n for n in ("checkpoint", "shard") if getattr(args, n, None) is not None]
         if extra:
             raise InputError(f"--merge combines finished partial results; drop {['--' + g for g in extra]}.")
+        if settings_from(args) != EvaluationSettings():
+            raise InputError("--merge scores nothing: the partial results carry the settings they were scored with; "
+                             "drop the scoring options.")
         return
     if getattr(args, "checkpoint", None) is not None:
         if given:
