@@ -37,29 +37,29 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``evaluate`` that score files (``--checkpoint`` and its options are the caller's)."""
     files = parser.add_argument_group("scoring files")
-    files.add_argument("--pred", default=None, help="folder of prediction NIfTI files")
-    files.add_argument("--label", default=None, help="folder of label NIfTI files (paired by name)")
-    files.add_argument("--pairs", default=None,
+    files.add_argument("--pred", default=None, metavar="DIR", help="folder of prediction NIfTI files")
+    files.add_argument("--label", default=None, metavar="DIR", help="folder of label NIfTI files (paired by name)")
+    files.add_argument("--pairs", default=None, metavar="LIST",
                        help="CSV or JSON list of pairs instead (columns prediction/label, or nnU-Net's "
                        "prediction_file/reference_file; an nnU-Net summary.json works too)")
     files.add_argument("--recursive", action="store_true",
                        help="search subfolders too (MONAI SaveImage's s0001/s0001_seg.nii.gz, TotalSegmentator's "
                        "<case>/<structure>.nii.gz)")
-    files.add_argument("--tolerance-mm", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
-    files.add_argument("--labels", type=int, nargs="+", default=None, help="label values of multi-label files")
-    files.add_argument("--threshold", type=float, default=None,
+    files.add_argument("--tolerance-mm", type=float, default=1.0, metavar="MM", help="NSD tolerance in mm (default 1)")
+    files.add_argument("--labels", type=int, nargs="+", default=None, metavar="V", help="label values of multi-label files")
+    files.add_argument("--threshold", type=float, default=None, metavar="T",
                        help="probability maps: a prediction voxel >= T is foreground")
     files.add_argument("--nonzero", action="store_true",
                        help="any nonzero voxel is foreground, in each file separately (e.g. 0/255 against 0/1)")
     files.add_argument("--betti1", action="store_true", help="also count tunnels (first Betti number)")
-    files.add_argument("--geometry-tolerance-mm", type=float, default=GEOMETRY_TOLERANCE_MM,
+    files.add_argument("--geometry-tolerance-mm", type=float, default=GEOMETRY_TOLERANCE_MM, metavar="MM",
                        help="largest distance between corresponding voxel centres of prediction and label, in "
                        f"world space after reorientation (default {GEOMETRY_TOLERANCE_MM:g} mm)")
     files.add_argument("--aggregation", choices=AGGREGATIONS, default="worst",
                        help="worst: failed/missing cases count as the worst value (default); nnunet: nnU-Net v2's "
                        "summary.json (both empty -> NaN, nanmean, failed cases left out)")
-    files.add_argument("--workers", type=int, default=1, help="worker processes")
-    parser.add_argument("--out", "--output-dir", dest="out", default=None,
+    files.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes")
+    parser.add_argument("--out", "--output-dir", dest="out", default=None, metavar="DIR",
                         help="write cases.csv, summary.json, evaluation.png (and predictions with --checkpoint) here")
     many = parser.add_argument_group("spreading many cases over jobs")
     many.add_argument("--shard", default=None, metavar="I/N",
