@@ -69,7 +69,8 @@ def box_plot_figure(results: Sequence[CaseResult], agg: Aggregate, metrics: Sequ
     n_failed = sum(not r.ok for r in results)
     fig.suptitle(f"{len(results) - n_failed} cases scored" + (f", {n_failed} failed" if n_failed else "")
                  + " (red x: worst value)", fontsize=9)
-    fig.tight_layout()
+    # fixed margins: tight_layout would draw the whole figure once more only to measure it
+    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.1, top=0.8, wspace=0.4)
     return fig
 
 
