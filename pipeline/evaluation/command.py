@@ -174,6 +174,7 @@ def _check_modes(args: argparse.Namespace) -> None:
                              "drop the scoring options.")
         return
     if getattr(args, "checkpoint", None) is not None:
+        given += ["shard"] if args.shard is not None else []
         if given:
             raise InputError(f"--checkpoint predicts the datalist's images itself; drop {['--' + g for g in given]}.")
         return
