@@ -86,7 +86,8 @@ def _nifti_files(folder: Path, role: str, recursive: bool) -> list[Path]:
     if channels:
         logger.info("%s folder '%s': skipped %d nnU-Net channel file(s) such as '%s' (their segmentation is there)",
                     role, folder, len(channels), channels[0].name)
-    return [p for p in files if p not in set(channels)]
+    skipped = set(channels)
+    return [p for p in files if p not in skipped]
 
 
 def _case_folder(path: Path) -> str:
