@@ -186,6 +186,10 @@ def test_totalsegmentator_layout_is_found_recursively(tmp_path):
         f"looked for 'aorta.nii.gz' (or 'aorta.nii', or with a role suffix such as '_pred') in a folder 's0003' of "
         f"'{tmp_path / 'ts'}' and its subfolders."
     )
+    # predictions kept inside the data set's folder are not taken for labels
+    (tmp_path / "ts").rename(tmp_path / "data" / "predictions")
+    assert _run("--pred", tmp_path / "data" / "predictions", "--label", tmp_path / "data", "--recursive", "--out", tmp_path / "out") == 1
+    assert [(r["case"], r["status"]) for r in _rows(tmp_path / "out")] == [(r["case"], r["status"]) for r in rows]
 
 
 def test_missing_prediction_says_what_was_looked_for_and_no_files_hints_recursive(tmp_path, capsys):

@@ -71,13 +71,17 @@ def _visible(path: Path, root: Path) -> bool:
     return not any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _nifti_files(folder: Path, role: str, recursive: bool) -> list[Path]:
-    """The visible NIfTI files of a folder (and its subfolders with ``recursive``), without nnU-Net channel files
-    (``case_0000.nii.gz``) that lie next to their case's segmentation (``case.nii.gz``)."""
+def _nifti_files(folder: Path, role: str, recursive: bool, other: Path) -> list[Path]:
+    """The visible NIfTI files of a folder (and its subfolders with ``recursive``, except the ``other`` side's folder
+    if it lies inside), without nnU-Net channel files (``case_0000.nii.gz``) that lie next to their case's
+    segmentation (``case.nii.gz``)."""
     if not folder.is_dir():
         raise InputError(f"{role} folder '{folder}' does not exist or is not a folder.")
     found = folder.rglob("*") if recursive else folder.iterdir()
     files = sorted(p for p in found if p.name.lower().endswith(NIFTI_SUFFIXES) and _visible(p, folder) and p.is_file())
+    inside = other.resolve()
+    if recursive and inside != folder.resolve() and inside.is_relative_to(folder.resolve()):
+        files = [p for p in files if not p.resolve().is_relative_to(inside)]
     hidden = [p.name for p in (folder.rglob(".*") if recursive else folder.glob(".*")) if p.name.lower().endswith(NIFTI_SUFFIXES)]
     if hidden:
         logger.info("%s folder '%s': skipped %d hidden file(s) such as '%s'", role, folder, len(hidden), hidden[0])
@@ -146,8 +150,8 @@ def pair_by_name(pred_dir: str | os.PathLike, label_dir: str | os.PathLike, recu
         InputError: a folder is missing, holds no NIfTI file, or two files of one folder map to the same case.
     """
     pred_root, label_root = Path(pred_dir), Path(label_dir)
-    preds = _nifti_files(pred_root, "prediction", recursive)
-    labels = _nifti_files(label_root, "label", recursive)
+    preds = _nifti_files(pred_root, "prediction", recursive, label_root)
+    labels = _nifti_files(label_root, "label", recursive, pred_root)
     if not preds and not labels:
         nested = not recursive and any(p.is_dir() and any(p.glob("*.nii*")) for root in (pred_root, label_root) for p in root.iterdir())
         hint = "; the files are in subfolders: pass --recursive" if nested else ""
