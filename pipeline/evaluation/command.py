@@ -8,7 +8,6 @@ checked (and created) before any case is scored.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
@@ -20,8 +19,6 @@ from pipeline.errors import InputError, SettingsError
 from pipeline.evaluation.settings import AGGREGATIONS, GEOMETRY_TOLERANCE_MM, EvaluationSettings
 
 __all__ = ["DESCRIPTION", "add_arguments", "parse_shard", "prepare_output", "run", "score_and_report", "settings_from", "show_report"]
-
-logger = logging.getLogger(__name__)
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -157,8 +154,6 @@ def _file_pairs(args: argparse.Namespace):
     from pipeline.evaluation.pairing import pair_by_name, read_pairs_file
 
     if args.pairs is not None:
-        if args.recursive:
-            raise InputError("--recursive searches the --pred and --label folders; a --pairs list names its files.")
         return read_pairs_file(args.pairs)
     return pair_by_name(args.pred, args.label, recursive=args.recursive)
 
@@ -180,6 +175,8 @@ def _check_modes(args: argparse.Namespace) -> None:
         return
     if args.pairs is not None and (args.pred or args.label):
         raise InputError("give either --pairs or --pred with --label, not both.")
+    if args.pairs is not None and args.recursive:
+        raise InputError("--recursive searches the --pred and --label folders; a --pairs list names its files.")
     if args.pairs is None and not (args.pred and args.label):
         raise InputError("evaluate needs --pred DIR and --label DIR, or --pairs LIST (or --checkpoint to score a checkpoint).")
     if args.shard is not None and args.out is None:
