@@ -1,0 +1,357 @@
+"""Coronary arteries and cardiac veins on the epicardial surface of a :class:`~pipeline.phantoms.ccta.heart.Heart`.
+
+Each vessel is marched on the surface chart ``(u, phi)`` with a heading that follows its anatomical course (the
+interventricular and atrioventricular grooves) plus an Ornstein-Uhlenbeck wiggle (tortuosity), then lifted off the
+surface by its radius so that it runs in the epicardial fat. Radii taper linearly to under 1 mm and drop by
+Murray's law (``r^3 = r1^3 + r2^3``) at every side branch. Figures are those of ``docs/data.md`` (Dodge et al. 1992,
+Medrano-Gracia et al. 2016).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.phantoms.ccta.heart import Heart
+
+__all__ = ["SEGMENTS", "Vessel", "grow_coronaries", "grow_veins", "murray_parent_radius"]
+
+#: segment ids of the optional second label file
+SEGMENTS = {
+    1: "LM", 2: "LAD", 3: "LCX", 4: "RCA", 5: "diagonal", 6: "obtuse_marginal", 7: "PDA", 8: "posterolateral",
+    9: "acute_marginal", 10: "conus", 11: "ramus_intermedius",
+}
+_SEGMENT_ID = {name: k for k, name in SEGMENTS.items()}
+#: distance between the epicardium and a vessel's wall (mm): the vessel lies in the fat on the surface
+WALL_GAP_MM = 0.3
+#: step along a centreline (mm)
+STEP_MM = 0.2
+
+
+@dataclass
+class Vessel:
+    """One named vessel: centreline points (mm, full-grid frame), nominal and actual lumen radius per point.
+
+    Attributes:
+        name: e.g. ``"LAD"``, ``"D2"``, ``"GCV"``.
+        segment: segment id (:data:`SEGMENTS`); 0 for veins.
+        kind: ``"artery"`` or ``"vein"``.
+        parent: name of the vessel it branches from (``None`` at an ostium or for a vein).
+        points: (N, 3) centreline.
+        radii: (N,) radius of the healthy lumen.
+        lumen: (N,) radius of the lumen after stenoses (0 where occluded).
+        contrast: (N,) fraction of the aortic attenuation in the lumen (attenuation gradient, collateral filling).
+    """
+
+    name: str
+    segment: int
+    kind: str
+    parent: str | None
+    points: np.ndarray
+    radii: np.ndarray
+    lumen: np.ndarray = field(default=None)  # type: ignore[assignment]
+    contrast: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.lumen is None:
+            self.lumen = self.radii.copy()
+        if self.contrast is None:
+            self.contrast = np.ones(len(self.radii))
+
+    @property
+    def arc(self) -> np.ndarray:
+        """Arc length (mm) at each point."""
+        return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(self.points, axis=0), axis=1))])
+
+    @property
+    def length(self) -> float:
+        return float(self.arc[-1])
+
+
+def murray_parent_radius(*children: float) -> float:
+    """Radius of a parent that splits into ``children`` by Murray's law (``r^3 = sum r_i^3``)."""
+    return float(sum(c**3 for c in children) ** (1.0 / 3.0))
+
+
+def _wrap(angle: float) -> float:
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+def _march(
+    heart: Heart,
+    start: tuple[float, float],
+    heading: float | None,
+    length: float,
+    targets: list[tuple[float, float]],
+    rng: np.random.Generator,
+    wiggle: float = 0.05,
+    pull: float = 0.12,
+) -> np.ndarray:
+    """Chart coordinates ``(u, phi)`` every :data:`STEP_MM` along a path that steers to ``targets`` in turn.
+
+    The heading (radians; 0 points to the apex, +pi/2 to increasing ``phi``) turns by an Ornstein-Uhlenbeck rate
+    (tortuosity) plus a pull towards the current target; a target closer than 3 mm hands over to the next. The path
+    ends after ``length`` mm, at the last target, or near the apex. ``heading=None`` starts towards the first target.
+    """
+    a = heart.epicardium.semi[0]
+    if heading is None:
+        su, sp = heart.chart_scale(*start)
+        heading = float(np.arctan2((targets[0][1] - start[1]) * sp, (targets[0][0] - start[0]) * su))
+    u, phi, th, turn = start[0], start[1], heading, 0.0
+    out = [(u, phi)]
+    ti = 0
+    for _ in range(int(length / STEP_MM)):
+        su, sp = heart.chart_scale(u, phi)
+        if ti < len(targets):
+            tu, tp = targets[ti]
+            du, dp = (tu - u) * su, (tp - phi) * sp
+            if np.hypot(du, dp) < 3.0:
+                ti += 1
+                if ti == len(targets):
+                    break
+                continue
+            th += pull * STEP_MM * _wrap(np.arctan2(dp, du) - th)
+        turn = 0.8 * turn + wiggle * np.sqrt(STEP_MM) * rng.normal()
+        th += turn
+        u += STEP_MM * np.cos(th) / su
+        phi += STEP_MM * np.sin(th) / sp
+        if u > 0.95 * a:
+            break
+        out.append((u, phi))
+    return np.asarray(out)
+
+
+def _taper(arc: np.ndarray, r0: float, r_end: float, drops: list[tuple[float, float]]) -> np.ndarray:
+    """Radius along ``arc``: linear from ``r0`` to ``r_end``, minus Murray drops ``(s, r_child)`` at side branches."""
+    r = np.empty_like(arc)
+    s_c, r_c, length = 0.0, r0, max(float(arc[-1]), 1e-6)
+    bounds = sorted(drops) + [(np.inf, 0.0)]
+    for s_b, r_child in bounds:
+        seg = (arc >= s_c) & (arc < s_b) if np.isfinite(s_b) else arc >= s_c
+        r[seg] = r_c + (r_end - r_c) * (arc[seg] - s_c) / max(length - s_c, 1e-6)
+        if not np.isfinite(s_b):
+            break
+        r_at = r_c + (r_end - r_c) * (s_b - s_c) / max(length - s_c, 1e-6)
+        r_c = max(float(np.cbrt(max(r_at**3 - r_child**3, 0.0))), r_end)
+        s_c = s_b
+    return r
+
+
+def _lift(heart: Heart, chart: np.ndarray, radius_of_arc) -> tuple[np.ndarray, np.ndarray]:
+    """3-D centreline (mm): the chart path on the surface, lifted by radius + wall gap; and the radii."""
+    on_surface = np.array([heart.surface(u, p)[0] for u, p in chart])
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(on_surface, axis=0), axis=1))])
+    radii = radius_of_arc(arc)
+    pts = np.array([heart.surface(u, p, lift=r + WALL_GAP_MM)[0] for (u, p), r in zip(chart, radii)])
+    return pts, radii
+
+
+class _Planner:
+    """Builds the named arteries of one case, parents before children."""
+
+    def __init__(self, heart: Heart, r_end: tuple[float, float], rng: np.random.Generator) -> None:
+        self.heart, self.rng, self.r_end = heart, rng, r_end
+        self.vessels: list[Vessel] = []
+        self.charts: dict[str, np.ndarray] = {}
+
+    def end_radius(self) -> float:
+        return float(self.rng.uniform(*self.r_end))
+
+    def add(self, name: str, segment: str, parent: str | None, chart: np.ndarray, r0: float, r_end: float,
+            children: list[tuple[float, float]], prefix: np.ndarray | None = None) -> Vessel:
+        """Lift ``chart`` into a vessel; ``prefix`` (3-D points) goes first (the ostial segment of an artery)."""
+        pts, radii = _lift(self.heart, chart, lambda arc: _taper(arc, r0, r_end, children))
+        if prefix is not None and len(prefix):
+            pre_r = np.full(len(prefix), r0)
+            pts, radii = np.concatenate([prefix, pts]), np.concatenate([pre_r, radii])
+        vessel = Vessel(name, _SEGMENT_ID[segment], "artery", parent, pts, radii)
+        self.vessels.append(vessel)
+        self.charts[name] = chart
+        return vessel
+
+    def side_branches(self, parent: str, count: int, where: tuple[float, float], heading: tuple[float, float],
+                      length: tuple[float, float], ratio: tuple[float, float], cap_mm: float) -> list[tuple]:
+        """Draw ``count`` side branches of ``parent``: (arc position, chart start, heading, length, radius)."""
+        chart = self.charts[parent]
+        n = len(chart)
+        picks = []
+        for frac in np.sort(self.rng.uniform(*where, size=count)):
+            i = int(frac * (n - 1))
+            d = chart[min(i + 1, n - 1)] - chart[max(i - 1, 0)]
+            su, sp = self.heart.chart_scale(*chart[i])
+            th_parent = float(np.arctan2(d[1] * sp, d[0] * su))
+            picks.append((i, tuple(chart[i]), th_parent + self.rng.uniform(*heading),
+                          float(self.rng.uniform(*length)), float(self.rng.uniform(*ratio))))
+        return picks
+
+
+def _straight(a: np.ndarray, b: np.ndarray, bow: np.ndarray) -> np.ndarray:
+    """Points every :data:`STEP_MM` from ``a`` to ``b`` (excluded), bowed sideways by ``bow`` at the middle."""
+    n = max(int(np.linalg.norm(b - a) / STEP_MM), 2)
+    t = np.linspace(0.0, 1.0, n, endpoint=False)[:, None]
+    return a + t * (b - a) + np.sin(np.pi * t) * bow
+
+
+def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float = 0.4) -> tuple[list[Vessel], dict]:
+    """The left (LM -> LAD, LCX, diagonals, obtuse marginals, sometimes a ramus) and right (RCA -> conus, acute
+    marginals, PDA/posterolateral by dominance) coronary trees of one heart.
+
+    Args:
+        heart: the heart they run on.
+        rng: random source (dominance, diameters, courses).
+        min_radius_mm: smallest distal radius (kept >= 0.55 of the thickest voxel edge so thin ends stay connected).
+
+    Returns:
+        the arteries (parents first) and a description (dominance, ostia).
+    """
+    a = heart.epicardium.semi[0]
+    u_av = heart.u_av
+    r_end = (max(0.4, min_radius_mm), max(0.475, min_radius_mm))
+    plan = _Planner(heart, r_end, rng)
+    dominance = str(rng.choice(["right", "left", "co"], p=[0.8, 0.1, 0.1]))
+    d_lad = float(np.clip(rng.normal(3.7, 0.4), 3.0, 4.5))
+    d_lcx = float(np.clip(rng.normal(4.2, 0.6), 3.4, 5.0) if dominance == "left" else np.clip(rng.normal(3.4, 0.5), 2.6, 4.2))
+    d_rca = float(np.clip(rng.normal(2.8, 0.5), 2.0, 3.6) if dominance == "left" else np.clip(rng.normal(3.9, 0.6), 3.0, 4.8))
+    ramus = rng.uniform() < 0.2
+    d_ri = float(rng.uniform(2.0, 2.8)) if ramus else 0.0
+    root_c, root_r = heart.aortic_root
+
+    # --- left main: from the left ostium on the aortic root to its bifurcation on the surface -----------------------
+    phi_lad = float(rng.uniform(0.2, 0.45))
+    phi_lm = phi_lad + float(rng.uniform(0.25, 0.45))
+    u_b = u_av + float(rng.uniform(0.0, 0.06)) * a
+    r_lm = 0.5 * murray_parent_radius(d_lad, d_lcx, d_ri) if ramus else 0.5 * murray_parent_radius(d_lad, d_lcx)
+    bif, _ = heart.surface(u_b, phi_lm, lift=r_lm + 0.3)
+    left_ostium = root_c + root_r * (bif - root_c) / np.linalg.norm(bif - root_c)
+    bow = rng.normal(0.0, 1.0, 3)
+    lm = _straight(left_ostium, bif, bow)
+    plan.vessels.append(Vessel("LM", 1, "artery", None, np.concatenate([lm, bif[None]]), np.full(len(lm) + 1, r_lm)))
+
+    # --- LAD down the anterior interventricular groove, with diagonals --------------------------------------------
+    lad_chart = _march(heart, (u_b, phi_lm), -0.3, 200.0, [(0.1 * a, phi_lad), (0.95 * a, phi_lad + rng.uniform(-0.2, 0.2))], rng)
+    plan.charts["LAD"] = lad_chart
+    n_diag = int(rng.integers(1, 4))
+    diagonals = plan.side_branches("LAD", n_diag, (0.12, 0.6), (0.6, 1.0), (30.0, 70.0), (0.5, 0.75), 1.4)
+    lad_arc = _surface_arc(heart, lad_chart)
+    lad_r0 = d_lad / 2
+    drops = [(lad_arc[i], min(ratio * _linear(lad_r0, r_end[1], lad_arc[i], lad_arc[-1]), 1.4)) for i, _, _, _, ratio in diagonals]
+    plan.add("LAD", "LAD", "LM", lad_chart, lad_r0, plan.end_radius(), drops)
+    for k, ((i, start, th, length, _), (_, r_child)) in enumerate(zip(diagonals, drops), start=1):
+        chart = _march(heart, start, th, length, [], rng, pull=0.0)
+        plan.add(f"D{k}", "diagonal", "LAD", chart, r_child, plan.end_radius(), [])
+
+    # --- LCX in the left AV groove, with obtuse marginals (and the PDA when left-dominant) ---------------------------
+    phi_crux = float(rng.uniform(3.75, 4.0))
+    phi_lcx_end = {"right": rng.uniform(2.2, 2.8), "co": rng.uniform(3.3, 3.6), "left": phi_crux}[dominance]
+    lcx_chart = _march(heart, (u_b, phi_lm), 1.9, 220.0, [(u_av, phi_lm + 0.5), (u_av, float(phi_lcx_end))], rng, wiggle=0.04)
+    plan.charts["LCX"] = lcx_chart
+    n_om = int(rng.integers(1, 4))
+    oms = plan.side_branches("LCX", n_om, (0.2, 0.85), (-1.6, -1.2), (30.0, 65.0), (0.5, 0.75), 1.3)
+    lcx_arc = _surface_arc(heart, lcx_chart)
+    terminal = []
+    if dominance == "left":
+        terminal = [("PDA", "PDA", float(rng.uniform(0.8, 1.2))), ("PL", "posterolateral", float(rng.uniform(0.7, 1.1)))]
+    elif dominance == "co":
+        terminal = [("PL", "posterolateral", float(rng.uniform(0.6, 0.9)))]
+    lcx_end = murray_parent_radius(*[t[2] for t in terminal]) if len(terminal) > 1 else (terminal[0][2] if terminal else plan.end_radius())
+    drops = [(lcx_arc[i], min(ratio * _linear(d_lcx / 2, lcx_end, lcx_arc[i], lcx_arc[-1]), 1.3)) for i, _, _, _, ratio in oms]
+    plan.add("LCX", "LCX", "LM", lcx_chart, d_lcx / 2, lcx_end, drops)
+    for k, ((i, start, th, length, _), (_, r_child)) in enumerate(zip(oms, drops), start=1):
+        chart = _march(heart, start, th, length, [], rng, pull=0.0)
+        plan.add(f"OM{k}", "obtuse_marginal", "LCX", chart, r_child, plan.end_radius(), [])
+    _crux_branches(plan, "LCX", lcx_chart[-1], terminal, phi_crux, +1.0)
+    if ramus:
+        chart = _march(heart, (u_b, phi_lm), 0.75, float(rng.uniform(40.0, 70.0)), [], rng, pull=0.0)
+        plan.add("RI", "ramus_intermedius", "LM", chart, d_ri / 2, plan.end_radius(), [])
+
+    # --- RCA: from the right ostium into the right AV groove, to the crux -----------------------------------------
+    phi_r0 = float(rng.uniform(-0.45, -0.2))
+    u_r0 = u_av - float(rng.uniform(0.0, 0.04)) * a
+    rca_start, _ = heart.surface(u_r0, phi_r0, lift=d_rca / 2 + 0.3)
+    right_ostium = root_c + root_r * (rca_start - root_c) / np.linalg.norm(rca_start - root_c)
+    ostial = _straight(right_ostium, rca_start, rng.normal(0.0, 1.0, 3))
+    phi_rca_end = {"right": phi_crux - 2 * np.pi, "co": phi_crux - 2 * np.pi, "left": rng.uniform(-1.9, -1.4)}[dominance]
+    rca_chart = _march(heart, (u_r0, phi_r0), -1.6, 260.0, [(u_av, phi_r0 - 0.6), (u_av, float(phi_rca_end))], rng, wiggle=0.04)
+    plan.charts["RCA"] = rca_chart
+    rca_arc = _surface_arc(heart, rca_chart)
+    terminal = []
+    if dominance == "right":
+        terminal = [("PDA", "PDA", float(rng.uniform(0.8, 1.2))), ("PL", "posterolateral", float(rng.uniform(0.7, 1.1)))]
+    elif dominance == "co":
+        terminal = [("PDA", "PDA", float(rng.uniform(0.7, 1.0)))]
+    rca_end = murray_parent_radius(*[t[2] for t in terminal]) if len(terminal) > 1 else (terminal[0][2] if terminal else plan.end_radius())
+    n_am = int(rng.integers(1, 3))
+    ams = plan.side_branches("RCA", n_am, (0.3, 0.7), (1.2, 1.6), (30.0, 55.0), (0.4, 0.6), 1.0)
+    drops = [(rca_arc[i], min(ratio * _linear(d_rca / 2, rca_end, rca_arc[i], rca_arc[-1]), 1.0)) for i, _, _, _, ratio in ams]
+    conus = rng.uniform() < 0.7
+    if conus:
+        drops.append((rca_arc[min(10, len(rca_arc) - 1)], float(rng.uniform(0.45, 0.7))))
+    plan.add("RCA", "RCA", None, rca_chart, d_rca / 2, rca_end, drops, prefix=ostial)
+    for k, ((i, start, th, length, _), (_, r_child)) in enumerate(zip(ams, drops), start=1):
+        chart = _march(heart, start, th, length, [], rng, pull=0.0)
+        plan.add(f"AM{k}", "acute_marginal", "RCA", chart, r_child, plan.end_radius(), [])
+    if conus:
+        chart = _march(heart, tuple(rca_chart[min(10, len(rca_chart) - 1)]), 0.9, float(rng.uniform(15.0, 30.0)), [], rng, pull=0.0)
+        plan.add("CB", "conus", "RCA", chart, drops[-1][1], plan.end_radius(), [])
+    _crux_branches(plan, "RCA", rca_chart[-1], terminal, phi_crux - 2 * np.pi, -1.0)
+    info = {"dominance": dominance, "left_ostium": left_ostium, "right_ostium": right_ostium, "ramus": bool(ramus),
+            "phi_lad": phi_lad, "phi_crux": phi_crux}
+    return plan.vessels, info
+
+
+def _surface_arc(heart: Heart, chart: np.ndarray) -> np.ndarray:
+    pts = np.array([heart.surface(u, p)[0] for u, p in chart])
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+
+
+def _linear(r0: float, r1: float, s: float, length: float) -> float:
+    return r0 + (r1 - r0) * s / max(length, 1e-6)
+
+
+def _crux_branches(plan: _Planner, parent: str, start: np.ndarray, terminal: list, phi_crux: float, side: float) -> None:
+    """The PDA (down the posterior interventricular groove) and posterolateral branch at the end of ``parent``."""
+    a = plan.heart.epicardium.semi[0]
+    for name, segment, r0 in terminal:
+        if segment == "PDA":
+            targets = [(float(plan.rng.uniform(0.55, 0.85)) * a, phi_crux + plan.rng.uniform(-0.1, 0.1))]
+            chart = _march(plan.heart, tuple(start), 0.0, 120.0, targets, plan.rng)
+        else:
+            u0 = float(start[0])
+            targets = [(u0 + 0.1 * a, float(start[1]) + side * 0.5), (0.5 * a, float(start[1]) + side * 0.7)]
+            chart = _march(plan.heart, tuple(start), side * 1.2, float(plan.rng.uniform(25.0, 45.0)), targets, plan.rng)
+        plan.add(name, segment, parent, chart, r0, plan.end_radius(), [])
+
+
+def grow_veins(heart: Heart, phi_lad: float, phi_crux: float, rng: np.random.Generator) -> list[Vessel]:
+    """Cardiac veins (unlabelled): the great cardiac vein beside the LAD and LCX into the coronary sinus at the crux,
+    the middle cardiac vein beside the PDA, and sometimes a small cardiac vein beside the RCA.
+
+    Args:
+        heart: the heart.
+        phi_lad: chart angle of the anterior interventricular groove (where the LAD runs).
+        phi_crux: chart angle of the crux and the posterior interventricular groove.
+        rng: random source.
+
+    Returns:
+        the veins, radius growing towards the coronary sinus.
+    """
+    a = heart.epicardium.semi[0]
+    u_av = heart.u_av
+    veins = []
+
+    def vein(name: str, start: tuple[float, float], targets: list, r0: float, r1: float) -> None:
+        chart = _march(heart, start, None, 400.0, targets, rng, wiggle=0.04, pull=0.2)
+        pts, radii = _lift(heart, chart, lambda arc: r0 + (r1 - r0) * arc / max(arc[-1], 1e-6))
+        veins.append(Vessel(name, 0, "vein", None, pts, radii))
+
+    _, sp = heart.chart_scale(0.5 * a, phi_lad)
+    side = float(rng.uniform(6.0, 9.0)) / sp
+    groove = u_av - float(rng.uniform(5.0, 7.0)) / heart.chart_scale(u_av, phi_lad)[0]
+    vein("GCV", (0.8 * a, phi_lad + side), [(0.0, phi_lad + side), (groove, phi_lad + 0.9), (groove, phi_crux)],
+         float(rng.uniform(0.9, 1.3)), float(rng.uniform(3.5, 5.0)))
+    vein("MCV", (0.7 * a, phi_crux - side), [(0.1 * a, phi_crux - side), (groove, phi_crux - 0.1)],
+         float(rng.uniform(0.8, 1.1)), float(rng.uniform(2.0, 3.0)))
+    if rng.uniform() < 0.5:
+        vein("SCV", (groove, -0.6), [(groove, phi_crux - 2 * np.pi + 0.2)], float(rng.uniform(0.6, 0.8)), float(rng.uniform(1.0, 1.5)))
+    return veins
