@@ -83,19 +83,27 @@ class Heart:
     def to_world(self, q: np.ndarray) -> np.ndarray:
         return np.asarray(q) @ self.axes + self.centre
 
-    def surface(self, u: float, phi: float, lift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Surface point at ``(u, phi)`` moved ``lift`` mm outwards along the normal, and the outward normal."""
+    def surface(self, u, phi, lift=0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Surface point at ``(u, phi)`` moved ``lift`` mm outwards along the normal, and the outward normal.
+
+        ``u``, ``phi`` and ``lift`` may be arrays of the same length (then the results have a row per point).
+        """
         a, b, c = self.epicardium.semi
-        s = np.sqrt(max(1.0 - (u / a) ** 2, 1e-6))
-        q = np.array([u, b * s * np.cos(phi), c * s * np.sin(phi)])
-        n = self.axes.T @ _unit(q / self.epicardium.semi**2)
-        return self.to_world(q) + lift * n, n
+        u, phi, lift = np.asarray(u, float), np.asarray(phi, float), np.asarray(lift, float)
+        s = np.sqrt(np.maximum(1.0 - (u / a) ** 2, 1e-6))
+        q = np.stack([u, b * s * np.cos(phi), c * s * np.sin(phi)], axis=-1)
+        g = q / self.epicardium.semi**2
+        n = (g / np.linalg.norm(g, axis=-1, keepdims=True)) @ self.axes
+        return self.to_world(q) + lift[..., None] * n, n
 
     def chart_scale(self, u: float, phi: float) -> tuple[float, float]:
         """Millimetres per unit of ``u`` and per radian of ``phi`` on the surface at ``(u, phi)``."""
-        e = 1e-3
-        du = np.linalg.norm(self.surface(u + e, phi)[0] - self.surface(u - e, phi)[0]) / (2 * e)
-        dphi = np.linalg.norm(self.surface(u, phi + e)[0] - self.surface(u, phi - e)[0]) / (2 * e)
+        a, b, c = self.epicardium.semi
+        s2 = max(1.0 - (u / a) ** 2, 1e-6)
+        s = np.sqrt(s2)
+        ds = -u / (a * a * s)
+        du = np.sqrt(1.0 + (b * ds * np.cos(phi)) ** 2 + (c * ds * np.sin(phi)) ** 2)
+        dphi = s * np.sqrt((b * np.sin(phi)) ** 2 + (c * np.cos(phi)) ** 2)
         return float(du), float(max(dphi, 1e-3))
 
 

@@ -64,11 +64,16 @@ def _tubes(window: Window, vessels: list[tuple[np.ndarray, np.ndarray]], band: f
 
 
 def _blend(image: np.ndarray, tissue: np.ndarray, f: SparseField, hu: np.ndarray | float, cls: Tissue, voxel: float) -> None:
-    """Partial volume: mix ``hu`` into the image by the fraction of each voxel inside the tube; classify the inside."""
-    frac = np.clip(0.5 - f.sd / voxel, 0.0, 1.0).astype(np.float32)
+    """Partial volume: mix ``hu`` into the image by the fraction of each voxel inside the tube; classify the inside.
+    Aortic voxels are left as they are (the lumen joins the aorta at the ostia, with the same contrast)."""
     flat_img, flat_t = image.reshape(-1), tissue.reshape(-1)
-    flat_img[f.flat] = flat_img[f.flat] * (1.0 - frac) + np.asarray(hu, np.float32) * frac
-    flat_t[f.flat[f.sd <= 0]] = cls
+    free = flat_t[f.flat] != Tissue.AORTA
+    flat, sd = f.flat[free], f.sd[free]
+    hu = np.asarray(hu, np.float32)
+    hu = hu[free] if hu.ndim else hu
+    frac = np.clip(0.5 - sd / voxel, 0.0, 1.0).astype(np.float32)
+    flat_img[flat] = flat_img[flat] * (1.0 - frac) + hu * frac
+    flat_t[flat[sd <= 0]] = cls
 
 
 def make_ccta_phantom(cfg: CCTAConfig, rng: np.random.Generator) -> CCTAPhantom:
@@ -88,11 +93,12 @@ def make_ccta_phantom(cfg: CCTAConfig, rng: np.random.Generator) -> CCTAPhantom:
     tissue = paint_anatomy(window, heart, case.thorax)
     voxel = float(np.cbrt(np.prod(spacing)))
     band = voxel
-    # fat around every vessel: the vessels run in the epicardial fat, never in muscle or a chamber
+    # fat around every vessel: the vessels run in the epicardial fat, never touching muscle or a chamber (only the
+    # aorta at the ostia, and bone, keep their voxels)
     sleeve = float(rng.uniform(*_FAT_SLEEVE_MM))
     fat, _ = _tubes(window, [(v.points, v.radii) for v in arteries + veins], 0.0, grow=sleeve)
     flat_t = tissue.reshape(-1)
-    movable = np.isin(flat_t[fat.flat], (Tissue.MYOCARDIUM, Tissue.FAT, Tissue.SOFT, Tissue.LUNG, Tissue.LIVER))  # sparse
+    movable = ~np.isin(flat_t[fat.flat], (Tissue.AORTA, Tissue.BONE, Tissue.MARROW))  # a sparse list: isin is cheap
     flat_t[fat.flat[movable]] = Tissue.EPICARDIAL_FAT
 
     # tissue attenuation with a slow texture (lung parenchyma gets small vessels from the same field), a slab at a
@@ -131,9 +137,6 @@ def make_ccta_phantom(cfg: CCTAConfig, rng: np.random.Generator) -> CCTAPhantom:
     segments = np.zeros(window.shape, np.uint8)
     label.reshape(-1)[lumen_flat[keep]] = 1
     segments.reshape(-1)[lumen_flat[keep]] = lumen_seg[keep]
-    # the aorta wins over the lumen at the ostia: give those voxels back their class
-    aortic = ~keep & (flat_t[lumen_flat] == Tissue.LUMEN)
-    flat_t[lumen_flat[aortic]] = Tissue.AORTA
 
     image = acquire(image, psf_sigma_vox(case.fwhm_mm, spacing), case.noise_hu, rng)
     if case.motion is not None:
