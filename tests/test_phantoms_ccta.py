@@ -48,13 +48,17 @@ def root_crop():
 
 
 def test_a_global_threshold_cannot_segment_ccta_but_solves_tubes(crops):
-    """The best single HU threshold (searched on the label itself) stays far below a usable Dice on ccta crops, where
-    aorta, chambers and veins share the lumen's HU, while it nearly solves the tubes phantoms."""
-    ccta = [best_threshold_dice(p.image, p.label)[0] for p in crops]
-    tubes = [best_threshold_dice(*(lambda q: (q.image, q.label))(make_phantom(PhantomConfig(shape=(48, 48, 32)), np.random.default_rng(i))))[0]
-             for i in range(3)]
-    assert max(ccta) <= 0.5, ccta
-    assert min(tubes) >= 0.85, tubes
+    """One HU threshold for the whole set (searched on the labels themselves) stays far below a usable Dice on ccta
+    crops, where aorta, chambers and veins share the lumen's HU, while it nearly solves the tubes phantoms."""
+    tubes = [make_phantom(PhantomConfig(shape=(48, 48, 32)), np.random.default_rng(i)) for i in range(3)]
+
+    def pooled(phantoms):
+        return best_threshold_dice(np.concatenate([p.image.ravel() for p in phantoms]),
+                                   np.concatenate([p.label.ravel() for p in phantoms]))[0]
+
+    per_case = [best_threshold_dice(p.image, p.label)[0] for p in crops]
+    assert pooled(crops) <= 0.5 and float(np.median(per_case)) <= 0.5, (pooled(crops), per_case)
+    assert pooled(tubes) >= 0.9 and min(best_threshold_dice(p.image, p.label)[0] for p in tubes) >= 0.85
 
 
 def test_best_threshold_dice_is_exact():

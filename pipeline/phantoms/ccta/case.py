@@ -91,8 +91,8 @@ def _place_heart(cfg: CCTAConfig, spacing, shape, rng: np.random.Generator) -> H
 
 def _window(cfg: CCTAConfig, spacing, shape, arteries: list[Vessel], heart: Heart, rng: np.random.Generator) -> Window:
     """The full grid, or a crop: around the aortic root (``crop_at="root"``), or around the heart, centred 30 % of
-    the way from a proximal or mid artery point (radius >= 0.8 mm) towards the aortic root or the left-ventricular
-    cavity, so that it holds vessels and blood pools."""
+    the way (at most a quarter of the crop) from a proximal or mid artery point (radius >= 0.8 mm) towards the aortic
+    root or the left-ventricular cavity, so that it holds vessels and blood pools."""
     if cfg.crop is None:
         return Window(spacing, (0, 0, 0), shape, shape)
     crop = np.minimum(np.asarray(cfg.crop), shape)
@@ -103,7 +103,9 @@ def _window(cfg: CCTAConfig, spacing, shape, arteries: list[Vessel], heart: Hear
     if cfg.crop_at == "root":
         centre = heart.aortic_root[0] / np.asarray(spacing)
     else:
-        centre = (anchor + 0.3 * (pool - anchor)) / np.asarray(spacing) + jitter
+        towards = pool - anchor
+        shift = min(0.3 * float(np.linalg.norm(towards)), 0.25 * float(np.min(crop * np.asarray(spacing))))
+        centre = (anchor + shift * towards / (np.linalg.norm(towards) + 1e-9)) / np.asarray(spacing) + jitter
     start = np.clip(np.round(centre - crop / 2).astype(int), 0, np.asarray(shape) - crop)
     return Window(spacing, tuple(int(s) for s in start), tuple(int(c) for c in crop), shape)
 
