@@ -76,13 +76,15 @@ def _grid(cfg: CCTAConfig, rng: np.random.Generator) -> tuple[tuple[float, float
 
 
 def _place_heart(cfg: CCTAConfig, spacing, shape, rng: np.random.Generator) -> Heart:
+    """Size the heart, measure its extent at the centre of the grid, then draw it again where it goes: in-plane near
+    the centre of the field of view, its lowest point 10-25 mm above the lowest slice (the second draw uses its own
+    seed, so its tilt differs slightly from the first; the 6 mm margin covers that)."""
     extent = np.asarray(shape) * np.asarray(spacing)
     long_mm = float(rng.uniform(*cfg.heart_long_mm))
     short = (float(rng.uniform(*cfg.heart_short_mm)), float(rng.uniform(*cfg.heart_short_mm)))
     centre = np.array([0.5 * extent[0], 0.5 * extent[1], 0.5 * extent[2]])
     heart = draw_heart(centre, long_mm, short, rng)
     half = heart.epicardium.half_extent()
-    # in-plane: near the centre of the field of view; along z: the apex 10-25 mm above the lowest slice
     margin = np.maximum(0.5 * extent - half - 6.0, 0.0)
     shift = rng.uniform(-1.0, 1.0, 3) * np.minimum(margin, 12.0)
     shift[2] = min(float(rng.uniform(10.0, 25.0)) + half[2], extent[2] - half[2]) - centre[2]

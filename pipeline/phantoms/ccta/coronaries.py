@@ -183,7 +183,7 @@ class _Planner:
         return vessel
 
     def side_branches(self, parent: str, count: int, where: tuple[float, float], heading: tuple[float, float],
-                      length: tuple[float, float], ratio: tuple[float, float], cap_mm: float) -> list[tuple]:
+                      length: tuple[float, float], ratio: tuple[float, float]) -> list[tuple]:
         """Draw ``count`` side branches of ``parent``: (point index, chart start, heading, length, radius ratio)."""
         chart = self.charts[parent]
         n = len(chart)
@@ -238,13 +238,13 @@ def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float
     left_ostium = root_c + root_r * (bif - root_c) / np.linalg.norm(bif - root_c)
     bow = rng.normal(0.0, 1.0, 3)
     lm = _straight(left_ostium, bif, bow)
-    plan.vessels.append(Vessel("LM", 1, "artery", None, np.concatenate([lm, bif[None]]), np.full(len(lm) + 1, r_lm)))
+    plan.vessels.append(Vessel("LM", _SEGMENT_ID["LM"], "artery", None, np.concatenate([lm, bif[None]]), np.full(len(lm) + 1, r_lm)))
 
     # --- LAD down the anterior interventricular groove, with diagonals --------------------------------------------
     lad_chart = _march(heart, (u_b, phi_lm), -0.3, 200.0, [(0.1 * a, phi_lad), (0.95 * a, phi_lad + rng.uniform(-0.2, 0.2))], rng)
     plan.charts["LAD"] = lad_chart
     n_diag = int(rng.integers(1, 4))
-    diagonals = plan.side_branches("LAD", n_diag, (0.12, 0.6), (0.6, 1.0), (30.0, 70.0), (0.5, 0.75), 1.4)
+    diagonals = plan.side_branches("LAD", n_diag, (0.12, 0.6), (0.6, 1.0), (30.0, 70.0), (0.5, 0.75))
     floor = r_end[1] + 0.15
     kept = _branch_radii(diagonals, _surface_arc(heart, lad_chart), d_lad / 2, r_end[1], 1.4, floor)
     plan.add("LAD", "LAD", "LM", lad_chart, d_lad / 2, plan.end_radius(), [d for _, d in kept])
@@ -258,7 +258,7 @@ def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float
     lcx_chart = _march(heart, (u_b, phi_lm), 1.9, 220.0, [(u_av, phi_lm + 0.5), (u_av, float(phi_lcx_end))], rng, wiggle=0.04)
     plan.charts["LCX"] = lcx_chart
     n_om = int(rng.integers(1, 4))
-    oms = plan.side_branches("LCX", n_om, (0.2, 0.85), (-1.6, -1.2), (30.0, 65.0), (0.5, 0.75), 1.3)
+    oms = plan.side_branches("LCX", n_om, (0.2, 0.85), (-1.6, -1.2), (30.0, 65.0), (0.5, 0.75))
     terminal = []
     if dominance == "left":
         terminal = [("PDA", "PDA", float(rng.uniform(0.8, 1.2))), ("PL", "posterolateral", float(rng.uniform(0.7, 1.1)))]
@@ -292,7 +292,7 @@ def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float
         terminal = [("PDA", "PDA", float(rng.uniform(0.7, 1.0)))]
     rca_end = murray_parent_radius(*[t[2] for t in terminal]) if len(terminal) > 1 else (terminal[0][2] if terminal else plan.end_radius())
     n_am = int(rng.integers(1, 3))
-    ams = plan.side_branches("RCA", n_am, (0.3, 0.7), (1.2, 1.6), (30.0, 55.0), (0.4, 0.6), 1.0)
+    ams = plan.side_branches("RCA", n_am, (0.3, 0.7), (1.2, 1.6), (30.0, 55.0), (0.4, 0.6))
     kept = _branch_radii(ams, rca_arc, d_rca / 2, rca_end, 1.0, floor)
     drops = [d for _, d in kept]
     conus = rng.uniform() < 0.7
