@@ -21,7 +21,7 @@ from pipeline.phantoms import (
     write_phantom_dataset,
 )
 from pipeline.phantoms.ccta import SEGMENTS, Tissue, draw_ccta_case
-from pipeline.phantoms.ccta.coronaries import WALL_GAP_MM, murray_parent_radius
+from pipeline.phantoms.ccta.vessels import WALL_GAP_MM, murray_parent_radius
 
 CROP = CCTAConfig(crop=(96, 96, 80))
 ROOT = CCTAConfig(crop=(96, 96, 72), crop_at="root")
@@ -237,8 +237,7 @@ def test_a_failing_case_leaves_no_partial_folder(tmp_path):
     """When a later case fails (no room for four trees in a 12 mm box), neither the output folder nor a temporary
     sibling is left; an existing folder keeps its files untouched."""
     cfg = PhantomConfig(shape=(30, 30, 20), n_trees=4)
-    ok = [s for s in range(30) if _renders(cfg, [s, 0])]
-    seed = next(s for s in ok if not _renders(cfg, [s, 1]))
+    seed = next(s for s in range(100) if _renders(cfg, [s, 0]) and not _renders(cfg, [s, 1]))
     with pytest.raises(RuntimeError):
         write_phantom_dataset(tmp_path / "new", 3, cfg, seed=seed)
     existing = tmp_path / "old"

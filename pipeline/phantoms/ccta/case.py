@@ -8,7 +8,9 @@ import numpy as np
 
 from pipeline.phantoms.ccta.anatomy import Thorax, draw_thorax
 from pipeline.phantoms.ccta.config import CCTAConfig
-from pipeline.phantoms.ccta.coronaries import Vessel, grow_coronaries, grow_veins
+from pipeline.phantoms.ccta.coronaries import grow_coronaries
+from pipeline.phantoms.ccta.veins import grow_veins
+from pipeline.phantoms.ccta.vessels import Vessel
 from pipeline.phantoms.ccta.heart import Heart, draw_heart
 from pipeline.phantoms.ccta.lesions import Lesion, add_lesions
 from pipeline.phantoms.ccta.raster import Window

@@ -1,21 +1,28 @@
-"""Coronary arteries and cardiac veins on the epicardial surface of a :class:`~pipeline.phantoms.ccta.heart.Heart`.
+"""The coronary arteries of one heart: left main, LAD, LCX, RCA and their side branches, by dominance.
 
-Each vessel is marched on the surface chart ``(u, phi)`` with a heading that follows its anatomical course (the
-interventricular and atrioventricular grooves) plus an Ornstein-Uhlenbeck wiggle (tortuosity), then lifted off the
-surface by its radius so that it runs in the epicardial fat. Radii taper linearly to under 1 mm and drop by
-Murray's law (``r^3 = r1^3 + r2^3``) at every side branch. Figures are those of ``docs/data.md`` (Dodge et al. 1992,
+Each artery follows its anatomical course (the interventricular and atrioventricular grooves) on the epicardial
+surface (:mod:`pipeline.phantoms.ccta.vessels`); radii taper to under 1 mm and drop by Murray's law
+(``r^3 = r1^3 + r2^3``) at every side branch. Figures are those of ``docs/data.md`` (Dodge et al. 1992,
 Medrano-Gracia et al. 2016).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from pipeline.phantoms.ccta.heart import Heart
+from pipeline.phantoms.ccta.vessels import (
+    TAPER_POWER,
+    Vessel,
+    lift,
+    march,
+    murray_parent_radius,
+    straight,
+    surface_arc,
+    taper,
+)
 
-__all__ = ["SEGMENTS", "Vessel", "grow_coronaries", "grow_veins", "murray_parent_radius"]
+__all__ = ["SEGMENTS", "grow_coronaries"]
 
 #: segment ids of the optional second label file
 SEGMENTS = {
@@ -23,140 +30,6 @@ SEGMENTS = {
     9: "acute_marginal", 10: "conus", 11: "ramus_intermedius",
 }
 _SEGMENT_ID = {name: k for k, name in SEGMENTS.items()}
-#: distance between the epicardium and a vessel's wall (mm): the vessel lies in the fat on the surface
-WALL_GAP_MM = 0.3
-#: step along a centreline (mm)
-STEP_MM = 0.2
-
-
-@dataclass
-class Vessel:
-    """One named vessel: centreline points (mm, full-grid frame), nominal and actual lumen radius per point.
-
-    Attributes:
-        name: e.g. ``"LAD"``, ``"D2"``, ``"GCV"``.
-        segment: segment id (:data:`SEGMENTS`); 0 for veins.
-        kind: ``"artery"`` or ``"vein"``.
-        parent: name of the vessel it branches from (``None`` at an ostium or for a vein).
-        points: (N, 3) centreline.
-        radii: (N,) radius of the healthy lumen.
-        lumen: (N,) radius of the lumen after stenoses (0 where occluded).
-        contrast: (N,) fraction of the aortic attenuation in the lumen (attenuation gradient, collateral filling).
-    """
-
-    name: str
-    segment: int
-    kind: str
-    parent: str | None
-    points: np.ndarray
-    radii: np.ndarray
-    lumen: np.ndarray = field(default=None)  # type: ignore[assignment]
-    contrast: np.ndarray = field(default=None)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.lumen is None:
-            self.lumen = self.radii.copy()
-        if self.contrast is None:
-            self.contrast = np.ones(len(self.radii))
-
-    @property
-    def arc(self) -> np.ndarray:
-        """Arc length (mm) at each point."""
-        return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(self.points, axis=0), axis=1))])
-
-    @property
-    def length(self) -> float:
-        return float(self.arc[-1])
-
-
-def murray_parent_radius(*children: float) -> float:
-    """Radius of a parent that splits into ``children`` by Murray's law (``r^3 = sum r_i^3``)."""
-    return float(sum(c**3 for c in children) ** (1.0 / 3.0))
-
-
-def _wrap(angle: float) -> float:
-    return (angle + np.pi) % (2 * np.pi) - np.pi
-
-
-def _march(
-    heart: Heart,
-    start: tuple[float, float],
-    heading: float | None,
-    length: float,
-    targets: list[tuple[float, float]],
-    rng: np.random.Generator,
-    wiggle: float = 0.05,
-    pull: float = 0.12,
-) -> np.ndarray:
-    """Chart coordinates ``(u, phi)`` every :data:`STEP_MM` along a path that steers to ``targets`` in turn.
-
-    The heading (radians; 0 points to the apex, +pi/2 to increasing ``phi``) turns by an Ornstein-Uhlenbeck rate
-    (tortuosity) plus a pull towards the current target, stronger when it is near (so the path cannot circle
-    around it); a target closer than 4 mm hands over to the next. The path
-    ends after ``length`` mm, at the last target, or near the apex. ``heading=None`` starts towards the first target.
-    """
-    a = heart.epicardium.semi[0]
-    if heading is None:
-        su, sp = heart.chart_scale(*start)
-        heading = float(np.arctan2((targets[0][1] - start[1]) * sp, (targets[0][0] - start[0]) * su))
-    u, phi, th, turn = start[0], start[1], heading, 0.0
-    out = [(u, phi)]
-    ti = 0
-    for _ in range(int(length / STEP_MM)):
-        su, sp = heart.chart_scale(u, phi)
-        if ti < len(targets):
-            tu, tp = targets[ti]
-            du, dp = (tu - u) * su, (tp - phi) * sp
-            dist = np.hypot(du, dp)
-            if dist < 4.0:
-                ti += 1
-                if ti == len(targets):
-                    break
-                continue
-            th += pull * max(1.0, 15.0 / dist) * STEP_MM * _wrap(np.arctan2(dp, du) - th)
-        turn = 0.8 * turn + wiggle * np.sqrt(STEP_MM) * rng.normal()
-        th += turn
-        u += STEP_MM * np.cos(th) / su
-        phi += STEP_MM * np.sin(th) / sp
-        if u > 0.95 * a:
-            break
-        out.append((u, phi))
-    return np.asarray(out)
-
-
-#: shape of the taper: the radius falls as ``1 - t^TAPER_POWER`` of the way to its end value (t = fraction of the
-#: length), so the mid segments stay wide as measured (Dodge et al. 1992: LAD 3.7 mm proximal, 1.9 mm distal)
-TAPER_POWER = 1.5
-
-
-def _taper(arc: np.ndarray, r0: float, r_end: float, drops: list[tuple[float, float]]) -> np.ndarray:
-    """Radius along ``arc``: from ``r0`` to ``r_end`` (see :data:`TAPER_POWER`), minus Murray drops
-    ``(s, r_child)`` at side branches (after a drop the rest of the vessel tapers from the reduced radius)."""
-    length = max(float(arc[-1]), 1e-6)
-
-    def profile(s, s_c, r_c):
-        t = np.clip((s - s_c) / max(length - s_c, 1e-6), 0.0, 1.0)
-        return r_end + (r_c - r_end) * (1.0 - t**TAPER_POWER)
-
-    r = np.empty_like(arc)
-    s_c, r_c = 0.0, r0
-    for s_b, r_child in sorted(drops) + [(np.inf, 0.0)]:
-        seg = (arc >= s_c) & (arc < s_b)
-        r[seg] = profile(arc[seg], s_c, r_c)
-        if not np.isfinite(s_b):
-            break
-        r_at = float(profile(s_b, s_c, r_c))
-        r_c = max(float(np.cbrt(max(r_at**3 - r_child**3, 0.0))), r_end)
-        s_c = s_b
-    return r
-
-
-def _lift(heart: Heart, chart: np.ndarray, radius_of_arc) -> tuple[np.ndarray, np.ndarray]:
-    """3-D centreline (mm): the chart path on the surface, lifted by radius + wall gap; and the radii."""
-    arc = _surface_arc(heart, chart)
-    radii = radius_of_arc(arc)
-    pts, _ = heart.surface(chart[:, 0], chart[:, 1], lift=radii + WALL_GAP_MM)
-    return pts, radii
 
 
 class _Planner:
@@ -173,7 +46,7 @@ class _Planner:
     def add(self, name: str, segment: str, parent: str | None, chart: np.ndarray, r0: float, r_end: float,
             children: list[tuple[float, float]], prefix: np.ndarray | None = None) -> Vessel:
         """Lift ``chart`` into a vessel; ``prefix`` (3-D points) goes first (the ostial segment of an artery)."""
-        pts, radii = _lift(self.heart, chart, lambda arc: _taper(arc, r0, r_end, children))
+        pts, radii = lift(self.heart, chart, lambda arc: taper(arc, r0, r_end, children))
         if prefix is not None and len(prefix):
             pre_r = np.full(len(prefix), r0)
             pts, radii = np.concatenate([prefix, pts]), np.concatenate([pre_r, radii])
@@ -196,13 +69,6 @@ class _Planner:
             picks.append((i, tuple(chart[i]), th_parent + self.rng.uniform(*heading),
                           float(self.rng.uniform(*length)), float(self.rng.uniform(*ratio))))
         return picks
-
-
-def _straight(a: np.ndarray, b: np.ndarray, bow: np.ndarray) -> np.ndarray:
-    """Points every :data:`STEP_MM` from ``a`` to ``b`` (excluded), bowed sideways by ``bow`` at the middle."""
-    n = max(int(np.linalg.norm(b - a) / STEP_MM), 2)
-    t = np.linspace(0.0, 1.0, n, endpoint=False)[:, None]
-    return a + t * (b - a) + np.sin(np.pi * t) * bow
 
 
 def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float = 0.4) -> tuple[list[Vessel], dict]:
@@ -237,25 +103,25 @@ def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float
     bif, _ = heart.surface(u_b, phi_lm, lift=r_lm + 0.3)
     left_ostium = root_c + root_r * (bif - root_c) / np.linalg.norm(bif - root_c)
     bow = rng.normal(0.0, 1.0, 3)
-    lm = _straight(left_ostium, bif, bow)
+    lm = straight(left_ostium, bif, bow)
     plan.vessels.append(Vessel("LM", _SEGMENT_ID["LM"], "artery", None, np.concatenate([lm, bif[None]]), np.full(len(lm) + 1, r_lm)))
 
     # --- LAD down the anterior interventricular groove, with diagonals --------------------------------------------
-    lad_chart = _march(heart, (u_b, phi_lm), -0.3, 200.0, [(0.1 * a, phi_lad), (0.95 * a, phi_lad + rng.uniform(-0.2, 0.2))], rng)
+    lad_chart = march(heart, (u_b, phi_lm), -0.3, 200.0, [(0.1 * a, phi_lad), (0.95 * a, phi_lad + rng.uniform(-0.2, 0.2))], rng)
     plan.charts["LAD"] = lad_chart
     n_diag = int(rng.integers(1, 4))
     diagonals = plan.side_branches("LAD", n_diag, (0.12, 0.6), (0.6, 1.0), (30.0, 70.0), (0.5, 0.75))
     floor = r_end[1] + 0.15
-    kept = _branch_radii(diagonals, _surface_arc(heart, lad_chart), d_lad / 2, r_end[1], 1.4, floor)
+    kept = _branch_radii(diagonals, surface_arc(heart, lad_chart), d_lad / 2, r_end[1], 1.4, floor)
     plan.add("LAD", "LAD", "LM", lad_chart, d_lad / 2, plan.end_radius(), [d for _, d in kept])
     for k, ((i, start, th, length, _), (_, r_child)) in enumerate(kept, start=1):
-        chart = _march(heart, start, th, length, [], rng, pull=0.0)
+        chart = march(heart, start, th, length, [], rng, pull=0.0)
         plan.add(f"D{k}", "diagonal", "LAD", chart, r_child, plan.end_radius(), [])
 
     # --- LCX in the left AV groove, with obtuse marginals (and the PDA when left-dominant) ---------------------------
     phi_crux = float(rng.uniform(3.75, 4.0))
     phi_lcx_end = {"right": rng.uniform(2.2, 2.8), "co": rng.uniform(3.3, 3.6), "left": phi_crux}[dominance]
-    lcx_chart = _march(heart, (u_b, phi_lm), 1.9, 220.0, [(u_av, phi_lm + 0.5), (u_av, float(phi_lcx_end))], rng, wiggle=0.04)
+    lcx_chart = march(heart, (u_b, phi_lm), 1.9, 220.0, [(u_av, phi_lm + 0.5), (u_av, float(phi_lcx_end))], rng, wiggle=0.04)
     plan.charts["LCX"] = lcx_chart
     n_om = int(rng.integers(1, 4))
     oms = plan.side_branches("LCX", n_om, (0.2, 0.85), (-1.6, -1.2), (30.0, 65.0), (0.5, 0.75))
@@ -265,14 +131,14 @@ def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float
     elif dominance == "co":
         terminal = [("PL", "posterolateral", float(rng.uniform(0.6, 0.9)))]
     lcx_end = murray_parent_radius(*[t[2] for t in terminal]) if len(terminal) > 1 else (terminal[0][2] if terminal else plan.end_radius())
-    kept = _branch_radii(oms, _surface_arc(heart, lcx_chart), d_lcx / 2, lcx_end, 1.3, floor)
+    kept = _branch_radii(oms, surface_arc(heart, lcx_chart), d_lcx / 2, lcx_end, 1.3, floor)
     plan.add("LCX", "LCX", "LM", lcx_chart, d_lcx / 2, lcx_end, [d for _, d in kept])
     for k, ((i, start, th, length, _), (_, r_child)) in enumerate(kept, start=1):
-        chart = _march(heart, start, th, length, [], rng, pull=0.0)
+        chart = march(heart, start, th, length, [], rng, pull=0.0)
         plan.add(f"OM{k}", "obtuse_marginal", "LCX", chart, r_child, plan.end_radius(), [])
     _crux_branches(plan, "LCX", lcx_chart[-1], terminal, phi_crux, +1.0)
     if ramus:
-        chart = _march(heart, (u_b, phi_lm), 0.75, float(rng.uniform(40.0, 70.0)), [], rng, pull=0.0)
+        chart = march(heart, (u_b, phi_lm), 0.75, float(rng.uniform(40.0, 70.0)), [], rng, pull=0.0)
         plan.add("RI", "ramus_intermedius", "LM", chart, d_ri / 2, plan.end_radius(), [])
 
     # --- RCA: from the right ostium into the right AV groove, to the crux -----------------------------------------
@@ -280,11 +146,11 @@ def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float
     u_r0 = u_av - float(rng.uniform(0.0, 0.04)) * a
     rca_start, _ = heart.surface(u_r0, phi_r0, lift=d_rca / 2 + 0.3)
     right_ostium = root_c + root_r * (rca_start - root_c) / np.linalg.norm(rca_start - root_c)
-    ostial = _straight(right_ostium, rca_start, rng.normal(0.0, 1.0, 3))
+    ostial = straight(right_ostium, rca_start, rng.normal(0.0, 1.0, 3))
     phi_rca_end = {"right": phi_crux - 2 * np.pi, "co": phi_crux - 2 * np.pi, "left": rng.uniform(-1.9, -1.4)}[dominance]
-    rca_chart = _march(heart, (u_r0, phi_r0), -1.6, 260.0, [(u_av, phi_r0 - 0.6), (u_av, float(phi_rca_end))], rng, wiggle=0.04)
+    rca_chart = march(heart, (u_r0, phi_r0), -1.6, 260.0, [(u_av, phi_r0 - 0.6), (u_av, float(phi_rca_end))], rng, wiggle=0.04)
     plan.charts["RCA"] = rca_chart
-    rca_arc = _surface_arc(heart, rca_chart)
+    rca_arc = surface_arc(heart, rca_chart)
     terminal = []
     if dominance == "right":
         terminal = [("PDA", "PDA", float(rng.uniform(0.8, 1.2))), ("PL", "posterolateral", float(rng.uniform(0.7, 1.1)))]
@@ -300,20 +166,15 @@ def grow_coronaries(heart: Heart, rng: np.random.Generator, min_radius_mm: float
         drops.append((rca_arc[min(10, len(rca_arc) - 1)], float(rng.uniform(0.45, 0.7))))
     plan.add("RCA", "RCA", None, rca_chart, d_rca / 2, rca_end, drops, prefix=ostial)
     for k, ((i, start, th, length, _), (_, r_child)) in enumerate(kept, start=1):
-        chart = _march(heart, start, th, length, [], rng, pull=0.0)
+        chart = march(heart, start, th, length, [], rng, pull=0.0)
         plan.add(f"AM{k}", "acute_marginal", "RCA", chart, r_child, plan.end_radius(), [])
     if conus:
-        chart = _march(heart, tuple(rca_chart[min(10, len(rca_chart) - 1)]), 0.9, float(rng.uniform(15.0, 30.0)), [], rng, pull=0.0)
+        chart = march(heart, tuple(rca_chart[min(10, len(rca_chart) - 1)]), 0.9, float(rng.uniform(15.0, 30.0)), [], rng, pull=0.0)
         plan.add("CB", "conus", "RCA", chart, drops[-1][1], plan.end_radius(), [])
     _crux_branches(plan, "RCA", rca_chart[-1], terminal, phi_crux - 2 * np.pi, -1.0)
     info = {"dominance": dominance, "left_ostium": left_ostium, "right_ostium": right_ostium, "ramus": bool(ramus),
             "phi_lad": phi_lad, "phi_crux": phi_crux}
     return plan.vessels, info
-
-
-def _surface_arc(heart: Heart, chart: np.ndarray) -> np.ndarray:
-    pts, _ = heart.surface(chart[:, 0], chart[:, 1])
-    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
 
 
 def _linear(r0: float, r1: float, s: float, length: float) -> float:
@@ -339,43 +200,11 @@ def _crux_branches(plan: _Planner, parent: str, start: np.ndarray, terminal: lis
     for name, segment, r0 in terminal:
         if segment == "PDA":
             targets = [(float(plan.rng.uniform(0.55, 0.85)) * a, phi_crux + plan.rng.uniform(-0.1, 0.1))]
-            chart = _march(plan.heart, tuple(start), 0.0, 120.0, targets, plan.rng)
+            chart = march(plan.heart, tuple(start), 0.0, 120.0, targets, plan.rng)
         else:
             u0 = float(start[0])
             targets = [(u0 + 0.1 * a, float(start[1]) + side * 0.5), (0.5 * a, float(start[1]) + side * 0.7)]
-            chart = _march(plan.heart, tuple(start), side * 1.2, float(plan.rng.uniform(25.0, 45.0)), targets, plan.rng)
+            chart = march(plan.heart, tuple(start), side * 1.2, float(plan.rng.uniform(25.0, 45.0)), targets, plan.rng)
         plan.add(name, segment, parent, chart, r0, plan.end_radius(), [])
 
 
-def grow_veins(heart: Heart, phi_lad: float, phi_crux: float, rng: np.random.Generator) -> list[Vessel]:
-    """Cardiac veins (unlabelled): the great cardiac vein beside the LAD and LCX into the coronary sinus at the crux,
-    the middle cardiac vein beside the PDA, and sometimes a small cardiac vein beside the RCA.
-
-    Args:
-        heart: the heart.
-        phi_lad: chart angle of the anterior interventricular groove (where the LAD runs).
-        phi_crux: chart angle of the crux and the posterior interventricular groove.
-        rng: random source.
-
-    Returns:
-        the veins, radius growing towards the coronary sinus.
-    """
-    a = heart.epicardium.semi[0]
-    u_av = heart.u_av
-    veins = []
-
-    def vein(name: str, start: tuple[float, float], targets: list, r0: float, r1: float) -> None:
-        chart = _march(heart, start, None, 400.0, targets, rng, wiggle=0.04, pull=0.2)
-        pts, radii = _lift(heart, chart, lambda arc: r0 + (r1 - r0) * arc / max(arc[-1], 1e-6))
-        veins.append(Vessel(name, 0, "vein", None, pts, radii))
-
-    _, sp = heart.chart_scale(0.5 * a, phi_lad)
-    side = float(rng.uniform(6.0, 9.0)) / sp
-    groove = u_av - float(rng.uniform(5.0, 7.0)) / heart.chart_scale(u_av, phi_lad)[0]
-    vein("GCV", (0.8 * a, phi_lad + side), [(0.0, phi_lad + side), (groove, phi_lad + 0.9), (groove, phi_crux)],
-         float(rng.uniform(0.9, 1.3)), float(rng.uniform(3.5, 5.0)))
-    vein("MCV", (0.7 * a, phi_crux - side), [(0.1 * a, phi_crux - side), (groove, phi_crux - 0.1)],
-         float(rng.uniform(0.8, 1.1)), float(rng.uniform(2.0, 3.0)))
-    if rng.uniform() < 0.5:
-        vein("SCV", (groove, -0.6), [(groove, phi_crux - 2 * np.pi + 0.2)], float(rng.uniform(0.6, 0.8)), float(rng.uniform(1.0, 1.5)))
-    return veins

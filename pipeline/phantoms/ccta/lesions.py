@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.phantoms.ccta.coronaries import Vessel
+from pipeline.phantoms.ccta.vessels import Vessel
 
 __all__ = ["Lesion", "CAD_RADS_GRADES", "add_lesions"]
 
