@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from pipeline.cli import main
 from pipeline.errors import SettingsError
 from pipeline.phantoms import (
     CCTAConfig,
@@ -255,3 +256,19 @@ def _renders(cfg: PhantomConfig, seed: list[int]) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def test_make_phantoms_command_writes_ccta_crops_with_segments(tmp_path, capsys):
+    """``make-phantoms --kind ccta --crop ... --segments`` writes the crops, their segment files and a dataset.json
+    whose settings rebuild the same configuration; ``--segments`` with kind tubes is refused in one line."""
+    out = tmp_path / "ccta"
+    assert main(["-q", "make-phantoms", "--kind", "ccta", "--crop", "32", "32", "24", "--num", "1", "--segments",
+                 "--out", str(out), "--seed", "4"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "coronary_000_image.nii.gz", "coronary_000_label.nii.gz", "coronary_000_segments.nii.gz", "dataset.json"]
+    settings = json.loads((out / "dataset.json").read_text())["generator"]["settings"]
+    assert settings["crop"] == [32, 32, 24] and settings["shape"] is None
+    assert nib.load(out / "coronary_000_image.nii.gz").shape == (32, 32, 24)
+    assert main(["-q", "make-phantoms", "--segments", "--out", str(tmp_path / "t")]) == 2
+    assert "segments=True needs kind 'ccta'" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

@@ -138,6 +138,7 @@ def draw_heart(centre: np.ndarray, long_mm: float, short_mm: tuple[float, float]
         "left_atrium": _chamber(frame, centre, (a, b, c), (-0.62, -0.35, 0.18), (0.26, 0.38, 0.42)),
         "right_atrium": _chamber(frame, centre, (a, b, c), (-0.55, 0.18, -0.48), (0.28, 0.34, 0.3)),
     }
+    # the surface chart of the epicardium alone places the great vessels below
     heart = Heart(epicardium, u_av, chambers, (np.zeros(3), 0.0), np.zeros(3), 0.0, ([], 0.0))
     # aortic root: a ball on the anterior-superior base, a third of it outside the epicardium, so the ostia sit on
     # the heart's surface where the left main and right coronary arteries leave it
