@@ -19,7 +19,10 @@ _EXPORTS: dict[str, str] = {
     "MLflowTracker": "pipeline.tracking",
     **dict.fromkeys(["TrainingManager", "create_training_manager", "quick_training_setup"], "pipeline.training"),
     "create_unet": "pipeline.networks",
-    **dict.fromkeys(["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset"], "pipeline.phantoms"),
+    **dict.fromkeys(
+        ["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset", "CCTAConfig", "make_ccta_phantom"],
+        "pipeline.phantoms",
+    ),
     **dict.fromkeys(
         [
             "CaseScore",

@@ -87,9 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--out", required=True, help="output folder")
     ph.add_argument("--num", type=int, default=10, help="number of image/label pairs")
     ph.add_argument("--seed", type=int, default=0)
-    ph.add_argument("--shape", type=int, nargs=3, default=(96, 96, 64), metavar=("X", "Y", "Z"))
-    ph.add_argument("--spacing", type=float, nargs=3, default=(0.4, 0.4, 0.6), metavar=("X", "Y", "Z"))
-    ph.add_argument("--trees", type=int, default=2, help="vessel trees per volume")
+    ph.add_argument("--kind", choices=("tubes", "ccta"), default="tubes", help="tubes in a box, or a realistic chest CT")
+    ph.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), help="tubes: 96 96 64; ccta: 512 512 224-288")
+    ph.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"), help="tubes: 0.4 0.4 0.6; ccta: drawn")
+    ph.add_argument("--crop", type=int, nargs=3, metavar=("X", "Y", "Z"), help="ccta: render only this window around the heart")
+    ph.add_argument("--segments", action="store_true", help="ccta: also write <case>_segments.nii.gz (named segments)")
+    ph.add_argument("--trees", type=int, default=2, help="tubes: vessel trees per volume")
     ph.add_argument("--split", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
     return parser
 
@@ -270,11 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "make-phantoms":
-            from pipeline.phantoms import PhantomConfig, write_phantom_dataset
+            from pipeline.phantoms import phantom_config, write_phantom_dataset
 
-            cfg = PhantomConfig(shape=tuple(args.shape), spacing=tuple(args.spacing), n_trees=args.trees)
+            cfg = phantom_config(args.kind, args.shape, args.spacing, args.trees, args.crop)
             try:
-                path = write_phantom_dataset(args.out, args.num, cfg, seed=args.seed, fractions=args.split)
+                path = write_phantom_dataset(args.out, args.num, cfg, args.seed, args.split, segments=args.segments)
             except RuntimeError as e:  # no room for the requested trees
                 raise InputError(f"{e}; ask for fewer --trees or a larger --shape.") from None
             print(f"wrote {args.num} image/label pairs and {path}")
