@@ -23,7 +23,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
 
     Args:
         history: one dict per epoch with ``epoch``, ``loss`` and optionally ``val_*`` metrics, ``<term>_loss``,
-            ``weight_<term>`` (as :class:`pipeline.handlers.EpochSummaryLogger` records them) and
+            ``weight_<term>`` (as :class:`pipeline.epoch_summary.EpochSummaryLogger` records them) and
             ``checkpoint_reasons`` (as :func:`pipeline.history.with_checkpoints` adds them).
         path: PNG file to write.
         title: figure title.

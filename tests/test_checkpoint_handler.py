@@ -12,7 +12,8 @@ from monai.engines import SupervisedTrainer
 from monai.inferers import SimpleInferer
 from monai.losses import DiceLoss
 
-from pipeline.checkpoint import CheckpointHandler, CheckpointStore, atomic
+from pipeline.checkpoint import CheckpointHandler, CheckpointStore
+from pipeline.io import atomic
 from pipeline.checkpoint.checkpointer import Checkpointer
 from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy
 from pipeline.errors import CheckpointError, SettingsError

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.checkpoint import CheckpointStore, load_checkpoint_file
-from pipeline.checkpoint import atomic
+from pipeline.io import atomic
 from pipeline.errors import CheckpointError
 
 

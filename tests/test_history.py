@@ -9,7 +9,7 @@ import math
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.handlers import EpochSummaryLogger, output_losses
+from pipeline.epoch_summary import EpochSummaryLogger, output_losses
 from pipeline.history import export_history, strict_json, with_checkpoints
 
 SAVES = [

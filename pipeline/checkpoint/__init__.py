@@ -4,12 +4,12 @@ See ``docs/checkpoints.md`` for the rule of each strategy and the guarantees of 
 """
 
 from pipeline.checkpoint.checkpointer import Checkpointer
-from pipeline.checkpoint.handler import CheckpointHandler
-from pipeline.checkpoint.manager import AUTO_STRATEGIES, AutoCheckpointManager, CheckpointManager
-from pipeline.checkpoint.manifest import CheckpointEntry
-from pipeline.checkpoint.reading import load_training_state, resolve_checkpoint
-from pipeline.checkpoint.presets import CHECKPOINT_PRESETS, create_checkpoint_manager, get_checkpoint_preset
-from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
+from pipeline.checkpoint.checkpoint_handler import CheckpointHandler
+from pipeline.checkpoint.checkpoint_manager import AUTO_STRATEGIES, AutoCheckpointManager, CheckpointManager
+from pipeline.checkpoint.storage.manifest import CheckpointEntry
+from pipeline.checkpoint.storage.reading import load_training_state, resolve_checkpoint
+from pipeline.checkpoint.checkpoint_presets import CHECKPOINT_PRESETS, create_checkpoint_manager, get_checkpoint_preset
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore, load_checkpoint_file
 from pipeline.checkpoint.strategies import (
     STRATEGIES,
     AdaptiveStrategy,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
-from pipeline.checkpoint.manifest import CheckpointEntry
-from pipeline.checkpoint.store import CheckpointStore
-from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest, top_by_score
-from pipeline.checkpoint.writer import BackgroundWriter, snapshot
+from pipeline.checkpoint.storage.manifest import CheckpointEntry
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore
+from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest
+from pipeline.checkpoint.storage.background_writer import BackgroundWriter, snapshot
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["Checkpointer", "PROTECTED_REASONS", "EXISTING_POLICIES", "RESUME_CHOICES"]
@@ -55,7 +54,7 @@ class Checkpointer:
         save_last: write a ``last`` checkpoint at epoch ends the strategy does not save.
         disk_budget: optional limit on the total bytes of checkpoints.
         existing: what :meth:`begin` does with an earlier run's checkpoints (``"error"``, ``"replace"``, ``"keep"``).
-        async_save: write on a background thread (:class:`~pipeline.checkpoint.writer.BackgroundWriter`): a save
+        async_save: write on a background thread (:class:`~pipeline.checkpoint.storage.background_writer.BackgroundWriter`): a save
             blocks training only while the state is copied; at most one write is in flight; eviction follows only a
             durable write; a failed write is raised at the next save or :meth:`flush`.
     """
@@ -118,11 +117,7 @@ class Checkpointer:
     @property
     def best_entry(self) -> CheckpointEntry | None:
         """The kept checkpoint with the best monitored score (None without scores)."""
-        scored = [e for e in self.store.entries if e.score is not None and math.isfinite(e.score)]
-        if not scored:
-            return None
-        best = top_by_score([e.kept() for e in scored], 1, self.strategy.mode)[0]
-        return next(e for e in scored if e.file == best.key)
+        return self.store.best(self.strategy.mode)
 
     def step(self, event: CheckpointEvent, make_state: Callable[[], Mapping[str, Any]], extra_reasons: tuple[str, ...] = ()) -> CheckpointEntry | None:
         """Ask the strategy about ``event`` and save ``make_state()`` if it (or ``save_last``) says so
@@ -185,7 +180,7 @@ class Checkpointer:
         """Write ``state`` as the save :meth:`prepare` recorded, then evict what retention no longer keeps. A failed
         write rolls the strategy and the history back, so the decision is taken again at the next event.
 
-        With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.writer.snapshot`) and written by the
+        With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.storage.background_writer.snapshot`) and written by the
         background writer; None is returned. (:meth:`prepare` already waited for the write in flight and raised its
         error.)
 

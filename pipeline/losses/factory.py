@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
 from pipeline.losses.combined import CombinedLoss
-from pipeline.losses.presets import LOSS_PRESETS, get_preset_loss_config
-from pipeline.losses.registry import LOSS_TERMS
+from pipeline.losses.loss_presets import LOSS_PRESETS, get_preset_loss_config
+from pipeline.losses.term_names import LOSS_TERMS
 
 __all__ = ["LossManager", "create_loss_function", "create_loss_scheduler", "LOSS_TYPES"]
 
@@ -52,7 +52,7 @@ def create_loss_function(config: Mapping[str, Any] | str) -> CombinedLoss:
     loss here, so a bad schedule fails before training, and built by :func:`create_loss_scheduler`.
 
     Args:
-        config: the config dict, or the name of a preset (:func:`~pipeline.losses.presets.get_preset_loss_config`).
+        config: the config dict, or the name of a preset (:func:`~pipeline.losses.loss_presets.get_preset_loss_config`).
 
     Raises:
         ValueError: unknown type, preset, key, term option, or invalid weights.
@@ -70,7 +70,7 @@ def create_loss_function(config: Mapping[str, Any] | str) -> CombinedLoss:
         options = {k: v for k, v in config.items() if k not in ("type", *_PASSED_ON_KEYS)}
         loss = CombinedLoss({loss_type: options}, {loss_type: 1.0})
     if config.get("scheduler") is not None:
-        from pipeline.schedules.registry import create_schedule
+        from pipeline.schedules.schedule_names import create_schedule
 
         schedule, params = _schedule_type_and_params(config["scheduler"])
         create_schedule(schedule, loss.weights, params)

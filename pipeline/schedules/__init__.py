@@ -2,15 +2,15 @@
 epoch trains with, the seed's engine-free :class:`LossScheduler`, and the Ignite handler that wires them to events."""
 
 from pipeline.schedules.adaptive import AdaptiveSchedule
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.weight_schedule import WeightSchedule
 from pipeline.schedules.cosine import CosineSchedule
-from pipeline.schedules.handler import LossScheduleHandler
+from pipeline.schedules.schedule_handler import LossScheduleHandler
 from pipeline.schedules.meter import TermLossMeter
 from pipeline.schedules.performance import TOPOLOGY_TERMS, PerformanceSchedule
-from pipeline.schedules.registry import SCHEDULES, create_schedule, schedule_parameters
+from pipeline.schedules.schedule_names import SCHEDULES, create_schedule, schedule_parameters
 from pipeline.schedules.scheduler import LossScheduler
 from pipeline.schedules.step import StepSchedule
-from pipeline.schedules.weights import rebalance
+from pipeline.schedules.weight_math import rebalance
 
 __all__ = [
     "AdaptiveSchedule",

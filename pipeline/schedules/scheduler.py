@@ -9,9 +9,9 @@ from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
 from pipeline.losses.combined import CombinedLoss, component_key
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.weight_schedule import WeightSchedule
 from pipeline.schedules.meter import TermLossMeter
-from pipeline.schedules.registry import create_schedule
+from pipeline.schedules.schedule_names import create_schedule
 
 __all__ = ["LossScheduler", "MONITOR_GUESSES"]
 
@@ -38,12 +38,12 @@ class LossScheduler:
     The epoch's mean term losses (what the adaptive schedule follows) are gathered by a
     :class:`~pipeline.schedules.meter.TermLossMeter` from the loss's own training calls, so ``step`` needs nothing
     more; pass ``losses=`` to use other values. The Ignite handler
-    :class:`~pipeline.schedules.handler.LossScheduleHandler` drives the same object from engine events.
+    :class:`~pipeline.schedules.schedule_handler.LossScheduleHandler` drives the same object from engine events.
 
     Args:
         loss_function: the loss whose weights change.
         schedule: ``"adaptive"``, ``"cosine"``, ``"step"``, ``"performance"``, or a built
-            :class:`~pipeline.schedules.base.WeightSchedule` for this loss's terms.
+            :class:`~pipeline.schedules.weight_schedule.WeightSchedule` for this loss's terms.
         params: the schedule's parameters (see its class).
 
     Attributes:

@@ -21,9 +21,10 @@ import ignite.distributed as idist
 import torch
 
 from pipeline.checkpoint import create_checkpoint_manager, get_checkpoint_preset
-from pipeline.checkpoint.manifest import scalar_metrics
+from pipeline.checkpoint.storage.manifest import scalar_metrics
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.handlers import schedule_values, stretch_cosine
+from pipeline.epoch_summary import schedule_values
+from pipeline.cosine_lr import stretch_cosine
 from pipeline.history import export_history, strict_json, with_checkpoints
 from pipeline.losses import create_loss_function, create_loss_scheduler, get_preset_loss_config
 from pipeline.plots import plot_training_curves
@@ -350,7 +351,7 @@ class TrainingManager:
         Args:
             num_epochs: the run's (new) number of epochs: a :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`
                 ``scheduler`` restored with the old run's ``T_max`` is stretched to it
-                (:func:`pipeline.handlers.stretch_cosine`), so an extended run keeps annealing instead of the learning
+                (:func:`pipeline.cosine_lr.stretch_cosine`), so an extended run keeps annealing instead of the learning
                 rate climbing back up.
 
         Returns:

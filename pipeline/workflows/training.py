@@ -15,7 +15,7 @@ from monai.utils import set_determinism
 from pipeline.checkpoint import CheckpointHandler
 from pipeline.data import check_items, load_datalist, make_loader
 from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
-from pipeline.handlers import EpochSummaryLogger
+from pipeline.epoch_summary import EpochSummaryLogger
 from pipeline.losses import create_loss_function
 from pipeline.networks import create_unet
 from pipeline.plots import plot_training_curves

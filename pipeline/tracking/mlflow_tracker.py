@@ -12,8 +12,9 @@ import torch
 from ignite.engine import Engine, Events
 
 from pipeline.errors import SettingsError
-from pipeline.handlers import output_losses, run_last, schedule_values
-from pipeline.tracking.store import (
+from pipeline.epoch_summary import output_losses, schedule_values
+from pipeline.handler_order import run_last
+from pipeline.tracking.mlflow_store import (
     ARTIFACTS_DIR,
     flatten_params,
     get_or_create_experiment,

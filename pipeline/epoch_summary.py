@@ -1,46 +1,15 @@
-"""Small Ignite handlers shared by the engines."""
+"""The per-epoch summary line and history of a training run (:class:`EpochSummaryLogger`), and how an engine's
+output and a loss schedule's weights become history entries."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["CosineToRunEnd", "stretch_cosine", "EpochSummaryLogger", "attached_handler", "output_losses", "schedule_values", "run_first", "run_last"]
-
-
-def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
-    handlers = getattr(engine, "_event_handlers", {}).get(event)
-    if not isinstance(handlers, list):
-        return
-    for index, entry in enumerate(handlers):
-        if entry[0] == handler:
-            entry = handlers.pop(index)
-            handlers.insert(position if position >= 0 else len(handlers), entry)
-            return
-
-
-def run_first(engine: Engine, event: Any, handler: Callable) -> None:
-    """Make ``handler``, already attached to ``event``, the first of that event's handlers (Ignite runs them in the
-    order they were added; this reorders the engine's list of them)."""
-    _move(engine, event, handler, 0)
-
-
-def run_last(engine: Engine, event: Any, handler: Callable) -> None:
-    """Make ``handler``, already attached to ``event``, the last of that event's handlers (so far)."""
-    _move(engine, event, handler, -1)
-
-
-def attached_handler(engine: Engine, event: Any, cls: type) -> Any:
-    """The instance of ``cls`` one of whose methods is attached to ``engine``'s ``event`` (the first such), or None."""
-    for entry in getattr(engine, "_event_handlers", {}).get(event, []):
-        owner = getattr(entry[0], "__self__", None)
-        if isinstance(owner, cls):
-            return owner
-    return None
+__all__ = ["EpochSummaryLogger", "output_losses", "schedule_values"]
 
 
 def output_losses(output: Any) -> list[float]:
@@ -151,40 +120,3 @@ class EpochSummaryLogger:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue the history of ``state`` (the list object is kept, so views of it stay valid)."""
         self.history[:] = [dict(record) for record in state.get("history", [])]
-
-
-class CosineToRunEnd:
-    """Keep a :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` annealing to the end of the run after a resume.
-
-    A resumed run restores the scheduler's state, ``T_max`` included; when the run was extended (``--epochs 60`` on a
-    40-epoch run) the old ``T_max`` would be passed and the learning rate would climb back up the cosine. At
-    ``STARTED`` (after the checkpoint handler restored the state) this sets ``T_max`` to the run's ``max_epochs``: the
-    learning rate then goes on from where it is down to ``eta_min`` at the new last epoch (a run that had already
-    reached ``eta_min`` stays there). A run that is not extended is not changed.
-
-    Args:
-        lr_scheduler: the scheduler, stepped once per epoch.
-    """
-
-    def __init__(self, lr_scheduler: torch.optim.lr_scheduler.CosineAnnealingLR) -> None:
-        self.lr_scheduler = lr_scheduler
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        stretch_cosine(self.lr_scheduler, engine.state.max_epochs)
-
-
-def stretch_cosine(lr_scheduler: torch.optim.lr_scheduler.CosineAnnealingLR, num_epochs: int | None) -> bool:
-    """Set ``lr_scheduler.T_max`` to ``num_epochs`` (the run's new length after a resume), so the learning rate goes
-    on from where it is down to ``eta_min`` at the new last epoch (see :class:`CosineToRunEnd`).
-
-    Returns:
-        whether ``T_max`` changed (not when ``num_epochs`` is falsy or already ``T_max``).
-    """
-    if not num_epochs or lr_scheduler.T_max == num_epochs:
-        return False
-    logging.getLogger(__name__).info("learning-rate cosine stretched from %d to %d epochs", lr_scheduler.T_max, num_epochs)
-    lr_scheduler.T_max = int(num_epochs)
-    return True

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.checkpoint.atomic import atomic_write
+from pipeline.io.atomic import atomic_write
 from pipeline.checkpoint.strategies import KeptCheckpoint
 
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
 from pipeline.schedules.adaptive import AdaptiveSchedule
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.weight_schedule import WeightSchedule
 from pipeline.schedules.cosine import CosineSchedule
 from pipeline.schedules.performance import PerformanceSchedule
 from pipeline.schedules.step import StepSchedule

@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.checkpoint.manager import AutoCheckpointManager, CheckpointManager
+from pipeline.checkpoint.checkpoint_manager import AutoCheckpointManager, CheckpointManager
 from pipeline.errors import SettingsError
 
 __all__ = ["CHECKPOINT_PRESETS", "get_checkpoint_preset", "create_checkpoint_manager"]

@@ -1,6 +1,6 @@
 """The seed's front doors, ``CheckpointManager`` and ``AutoCheckpointManager``, for hand-written training loops.
 
-They use the same three layers as :class:`~pipeline.checkpoint.handler.CheckpointHandler` (strategy, store,
+They use the same three layers as :class:`~pipeline.checkpoint.checkpoint_handler.CheckpointHandler` (strategy, store,
 checkpointer); only the source of events differs: a call of :meth:`CheckpointManager.save_checkpoint` per epoch.
 """
 
@@ -13,9 +13,9 @@ from typing import Any, Mapping
 import torch
 
 from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
-from pipeline.checkpoint.manifest import CheckpointEntry
-from pipeline.checkpoint.rng import RNGState
-from pipeline.checkpoint.store import CheckpointStore
+from pipeline.checkpoint.storage.manifest import CheckpointEntry
+from pipeline.checkpoint.state.rng import RNGState
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore
 from pipeline.checkpoint.strategies import CheckpointEvent, create_strategy
 from pipeline.errors import CheckpointError, SettingsError
 

@@ -20,8 +20,9 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from pipeline.checkpoint.atomic import TEMP_SUFFIX, atomic_write, sha256_of
-from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics, read_manifest, read_manifest_header, write_manifest
+from pipeline.io.atomic import TEMP_SUFFIX, atomic_write, sha256_of
+from pipeline.checkpoint.storage.manifest import CheckpointEntry, clean_metrics, read_manifest, read_manifest_header, write_manifest
+from pipeline.checkpoint.strategies import top_by_score
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointStore", "load_checkpoint_file"]
@@ -159,6 +160,15 @@ class CheckpointStore:
         skip = set(exclude)
         candidates = [e for e in self._entries if not set(e.reasons) <= skip or not e.reasons]
         return max(candidates, key=lambda e: (e.seq, e.iteration, e.epoch), default=None)
+
+    def best(self, mode: str | None = None) -> CheckpointEntry | None:
+        """The kept checkpoint with the best finite score in direction ``mode`` (default: the manifest's), the older
+        one among equals; None when nothing was scored."""
+        scored = [e for e in self._entries if e.score is not None and math.isfinite(e.score)]
+        if not scored:
+            return None
+        best = top_by_score([e.kept() for e in scored], 1, mode or self.mode or "max")[0]
+        return next(e for e in scored if e.file == best.key)
 
     def total_size(self) -> int:
         return sum(e.size for e in self._entries)

@@ -11,14 +11,14 @@ import torch
 from ignite.engine import Engine, Events
 
 from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
-from pipeline.checkpoint.distributed import PerRank, agree, is_writer
-from pipeline.checkpoint.loader_state import LoaderState, finish_epoch_iterator
-from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
-from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
-from pipeline.checkpoint.training_state import discover_training_state, has_state, state_target, training_loader
+from pipeline.checkpoint.state.distributed import PerRank, agree, is_writer
+from pipeline.checkpoint.state.loader_state import LoaderState, finish_epoch_iterator
+from pipeline.checkpoint.storage.manifest import CheckpointEntry, scalar_metrics
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore, load_checkpoint_file
+from pipeline.checkpoint.state.discovery import discover_training_state, has_state, state_target, training_loader
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.handlers import run_first, run_last
+from pipeline.handler_order import run_first, run_last
 
 __all__ = ["CheckpointHandler", "STATE_KEY"]
 
@@ -41,7 +41,7 @@ class CheckpointHandler:
     event (validation, LR scheduler steps, loggers), so a checkpoint holds the state the next epoch starts from.
 
     A checkpoint holds the whole training state, found from the trainer
-    (:func:`~pipeline.checkpoint.training_state.discover_training_state`): network, optimizer, AMP scaler, LR
+    (:func:`~pipeline.checkpoint.state.discovery.discover_training_state`): network, optimizer, AMP scaler, LR
     scheduler, loss-weight schedules and other stateful handlers, epoch and iteration, the random generators of every
     process, the loader's shuffling and augmentation generators, the best metric so far, the strategy's state and the
     training clock. A run resumed from it continues exactly as the uninterrupted run would (bit for bit on CPU).
