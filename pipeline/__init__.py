@@ -58,10 +58,8 @@ _EXPORTS: dict[str, str] = {
             "EnhancedDiceLoss",
             "EnhancedTverskyLoss",
             "LogitsLoss",
-            "LossManager",
             "SkeletonRecallLoss",
             "create_loss_function",
-            "create_loss_scheduler",
             "get_preset_loss_config",
             "list_loss_presets",
             "soft_skeleton",
@@ -70,10 +68,12 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(
         [
+            "LossManager",
             "LossScheduleHandler",
             "LossScheduler",
             "SCHEDULES",
             "WeightSchedule",
+            "create_loss_scheduler",
             "create_schedule",
         ],
         "pipeline.schedules",

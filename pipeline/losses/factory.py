@@ -1,4 +1,5 @@
-"""Build any loss of the package from the seed's config dict or a preset name (also as a bundle ``_target_``)."""
+"""Build any loss of the package from the original API's config dict or a preset name (also as a bundle
+``_target_``)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,20 @@ from pipeline.losses.combined import CombinedLoss
 from pipeline.losses.loss_presets import LOSS_PRESETS, get_preset_loss_config
 from pipeline.losses.term_names import LOSS_TERMS
 
-__all__ = ["LossManager", "create_loss_function", "create_loss_scheduler", "LOSS_TYPES"]
+__all__ = ["create_loss_function", "LOSS_TYPES", "PASSED_ON_KEYS"]
 
 #: values of a config's ``type``: ``combined`` or a single term
 LOSS_TYPES = ("combined", *LOSS_TERMS)
-#: keys of a config that belong to other parts of the pipeline (the loss-weight schedule)
-_PASSED_ON_KEYS = ("scheduler",)
+#: keys of a config that belong to other parts of the pipeline (the loss-weight schedule, which
+#: :func:`pipeline.schedules.loss_manager.create_loss_scheduler` builds and checks)
+PASSED_ON_KEYS = ("scheduler",)
 
 
 def _combined_from_config(config: Mapping[str, Any]) -> CombinedLoss:
     term_keys = {f"{n}_weight" for n in LOSS_TERMS} | {f"{n}_config" for n in LOSS_TERMS}
-    unknown = sorted(set(config) - term_keys - {"type", *_PASSED_ON_KEYS})
+    unknown = sorted(set(config) - term_keys - {"type", *PASSED_ON_KEYS})
     if unknown:
-        valid = ["type", *_PASSED_ON_KEYS] + [f"{n}_weight / {n}_config" for n in LOSS_TERMS]
+        valid = ["type", *PASSED_ON_KEYS] + [f"{n}_weight / {n}_config" for n in LOSS_TERMS]
         raise SettingsError(f"unknown key(s) {unknown} in a 'combined' loss config; valid keys: {valid}.")
     terms: dict[str, Mapping[str, Any]] = {}
     weights: dict[str, float] = {}
@@ -42,14 +44,15 @@ def _combined_from_config(config: Mapping[str, Any]) -> CombinedLoss:
 
 
 def create_loss_function(config: Mapping[str, Any] | str) -> CombinedLoss:
-    """A loss from the seed's config format or a preset name.
+    """A loss from the original API's config format or a preset name.
 
     ``{"type": "combined", "dice_weight": 0.7, "bce_weight": 0.3, "dice_config": {...}, "bce_config": {...}}``
     gives a :class:`~pipeline.losses.combined.CombinedLoss` with one term per ``<term>_weight`` (terms: ``dice``,
     ``bce``, ``focal``, ``tversky``, ``cldice``, ``skeleton_recall``) configured by ``<term>_config``.
     ``{"type": "<term>", **options}`` gives a CombinedLoss of that one term with weight 1, so every loss made here
-    reports its components. A ``scheduler`` entry (``{"type": ..., "params": {...}}``) is checked against the built
-    loss here, so a bad schedule fails before training, and built by :func:`create_loss_scheduler`.
+    reports its components. A ``scheduler`` entry (``{"type": ..., "params": {...}}``) is left to the loss-weight
+    schedules: :meth:`pipeline.schedules.LossManager.create_loss_function` checks it against the built loss, so a bad
+    schedule fails before training, and :func:`pipeline.schedules.create_loss_scheduler` builds it.
 
     Args:
         config: the config dict, or the name of a preset (:func:`~pipeline.losses.loss_presets.get_preset_loss_config`).
@@ -67,47 +70,6 @@ def create_loss_function(config: Mapping[str, Any] | str) -> CombinedLoss:
     if loss_type == "combined":
         loss = _combined_from_config(config)
     else:
-        options = {k: v for k, v in config.items() if k not in ("type", *_PASSED_ON_KEYS)}
+        options = {k: v for k, v in config.items() if k not in ("type", *PASSED_ON_KEYS)}
         loss = CombinedLoss({loss_type: options}, {loss_type: 1.0})
-    if config.get("scheduler") is not None:
-        from pipeline.schedules.schedule_names import create_schedule
-
-        schedule, params = _schedule_type_and_params(config["scheduler"])
-        create_schedule(schedule, loss.weights, params)
     return loss
-
-
-def _schedule_type_and_params(config: Mapping[str, Any] | str) -> tuple[str, Mapping[str, Any] | None]:
-    if isinstance(config, str):
-        return config, None
-    if not isinstance(config, Mapping):
-        raise SettingsError(f"a loss scheduler config must be a dict like {{'type': 'adaptive', 'params': {{}}}}, got {config!r}.")
-    unknown = sorted(set(config) - {"type", "params"})
-    if unknown or "type" not in config:
-        raise SettingsError(
-            f"a loss scheduler config takes 'type' (required) and 'params'; got keys {sorted(config)}."
-        )
-    return config["type"], config.get("params")
-
-
-def create_loss_scheduler(loss_function: CombinedLoss, config: Mapping[str, Any] | str) -> Any:
-    """The seed's loss scheduler: ``{"type": "adaptive" | "cosine" | "step" | "performance", "params": {...}}`` (or just
-    the type name) applied to ``loss_function``; returns a :class:`~pipeline.schedules.scheduler.LossScheduler` whose
-    ``step(epoch, val_metrics)`` sets the next epoch's weights.
-
-    Raises:
-        ValueError: unknown type or parameter (the valid ones are listed), or a loss that is not a CombinedLoss.
-    """
-    from pipeline.schedules.scheduler import LossScheduler
-
-    schedule, params = _schedule_type_and_params(config)
-    return LossScheduler(loss_function, schedule, params)
-
-
-class LossManager:
-    """The seed's entry point: ``LossManager.create_loss_function(config)``,
-    ``LossManager.create_loss_scheduler(loss, config)`` and ``get_preset_loss_config(name)``."""
-
-    create_loss_function = staticmethod(create_loss_function)
-    create_loss_scheduler = staticmethod(create_loss_scheduler)
-    get_preset_loss_config = staticmethod(get_preset_loss_config)
