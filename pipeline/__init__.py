@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
             "CHECKPOINT_PRESETS",
             "CheckpointHandler",
             "CheckpointManager",
+            "CheckpointSettings",
             "CheckpointStore",
             "CheckpointStrategy",
             "create_checkpoint_manager",

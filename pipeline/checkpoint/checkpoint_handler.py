@@ -10,13 +10,14 @@ from typing import Any, Mapping
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
+from pipeline.checkpoint.checkpointer import RESUME_CHOICES
+from pipeline.checkpoint.settings import STRATEGY_DEFAULT, CheckpointSettings
 from pipeline.checkpoint.state.distributed import PerRank, agree, is_writer
 from pipeline.checkpoint.state.loader_state import LoaderState, finish_epoch_iterator
 from pipeline.checkpoint.storage.manifest import CheckpointEntry, scalar_metrics
 from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore, load_checkpoint_file
 from pipeline.checkpoint.state.discovery import discover_training_state, has_state, state_target, training_loader
-from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
+from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
 from pipeline.handler_order import run_first, run_last
 
@@ -82,6 +83,9 @@ class CheckpointHandler:
         async_save: copy the state on the training thread and write it on a background thread; a save then blocks
             training for the copy only; a failed write is raised at the next save or when the run ends.
         discover: add the training state found from the trainer to ``to_save``.
+        settings: a :class:`~pipeline.checkpoint.settings.CheckpointSettings` in place of the arguments from
+            ``strategy`` to ``async_save`` (e.g. a :class:`~pipeline.checkpoint.CheckpointManager`'s ``settings``, so
+            that both share one strategy).
     """
 
     def __init__(
@@ -105,25 +109,28 @@ class CheckpointHandler:
         resume: str | Path | None = None,
         async_save: bool = False,
         discover: bool = True,
+        settings: CheckpointSettings | None = None,
     ) -> None:
-        params = dict(strategy_params or {})
-        for key, value in (("monitor", monitor), ("mode", mode), ("max_checkpoints", max_checkpoints)):
-            if value is not None:
-                params[key] = value
-        self.strategy = create_strategy(strategy, **params)
+        if settings is None:
+            settings = CheckpointSettings(
+                strategy, model_name, monitor, mode, STRATEGY_DEFAULT if max_checkpoints is None else max_checkpoints,
+                dict(strategy_params or {}), save_last, save_optimizer, save_scheduler, disk_budget, fsync, existing,
+                async_save,
+            )
+        self.settings = settings.resolved()
+        self.strategy = self.settings.strategy
         if to_save is None and not discover:
             raise SettingsError("to_save is needed when discover=False: there would be nothing to save")
         if resume is not None and not isinstance(resume, (str, Path)):
             raise SettingsError(f"resume must be None, one of {list(RESUME_CHOICES)} or a checkpoint path, got {resume!r}")
-        self._save_optimizer, self._save_scheduler = save_optimizer, save_scheduler
-        self._explicit = self._select(to_save, save_optimizer, save_scheduler) if to_save is not None else {}
+        self._save_optimizer, self._save_scheduler = self.settings.save_optimizer, self.settings.save_scheduler
+        self._explicit = self._select(to_save, self._save_optimizer, self._save_scheduler) if to_save is not None else {}
         self._discovered: dict[str, Any] = {}
         self._discover = discover
         self._resume_request = resume
         self._pending: dict[str, Any] = {}  # states of a loaded checkpoint whose objects are found only at STARTED
         # only rank 0 sweeps the folder and writes; the others read the manifest rank 0 keeps
-        store = CheckpointStore(checkpoint_dir, model_name, fsync, recover=is_writer())
-        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing, async_save and is_writer())
+        self.checkpointer = self.settings.checkpointer(checkpoint_dir, writer=is_writer())
         self.save_final = save_final
         self.save_on_exception = save_on_exception
         self.trainer: Engine | None = None
