@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from monai.losses import DiceLoss
 from pipeline.checkpoint import CheckpointHandler, CheckpointStore
 from pipeline.io import atomic
 from pipeline.checkpoint.checkpointer import Checkpointer
-from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy
+from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy, PerformanceStrategy
 from pipeline.errors import CheckpointError, SettingsError
 from tiny_engines import validated_trainer  # tests/tiny_engines.py
 
@@ -256,6 +257,37 @@ def test_retention_protects_newest_and_best_and_respects_disk_budget(tmp_path):
     # strategy keeps only epoch 3; epoch 1 is the best: kept although it costs the budget (protected)
     assert [e.epoch for e in store.entries] == [1, 3]
     assert store.total_size() > 10_000
+
+
+class SlowDiskStore(CheckpointStore):
+    """A real store on a slow disk: each save waits until the test lets it go on."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def save(self, *args, **kwargs):
+        assert self.gate.wait(30), "the test never let the save go on"
+        return super().save(*args, **kwargs)
+
+
+def test_background_eviction_follows_the_decision_of_its_own_save(tmp_path):
+    store = SlowDiskStore(tmp_path, "m", fsync=False)
+    strategy = PerformanceStrategy(max_checkpoints=None, monitor="dice", threshold=0.05)
+    ck = Checkpointer(store, strategy, save_last=False, async_save=True)
+    blob = {"w": torch.zeros(4)}
+    ck.step(CheckpointEvent(1, 1, {"dice": 0.50}), lambda: blob)
+    ck.flush()
+    store.gate.clear()
+    ck.step(CheckpointEvent(2, 2, {"dice": 0.52}), lambda: blob)  # in the background, held on the slow disk
+    assert ck.decide(CheckpointEvent(3, 3, {"dice": 0.90})) == ["performance"]  # the next decision moves the best on
+    store.gate.set()
+    ck.flush()
+    # epoch 2's eviction follows the band around epoch 2's best (0.52 - 0.05): epoch 1 (0.50) stays; the best of 0.90
+    # belongs to a save not yet written, which may still fail
+    assert [e.epoch for e in store.entries] == [1, 2]
+    assert ck.history[-1]["evicted"] == []
 
 
 @pytest.mark.parametrize("name", ["best", "epoch", "interval", "all", "adaptive", "performance_based", "time_based"])

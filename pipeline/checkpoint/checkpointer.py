@@ -1,4 +1,4 @@
-"""The engine-free core shared by the Ignite handler and the seed-style managers: strategy -> store -> retention."""
+"""The engine-free core shared by the Ignite handler and the original API's managers: strategy -> store -> retention."""
 
 from __future__ import annotations
 
@@ -191,21 +191,25 @@ class Checkpointer:
             score = self.strategy.score(event)
             if self.writer is not None:
                 state = snapshot(state)
+            # retention after this save follows this save's decision: with a background write the training thread's
+            # next decision changes the strategy meanwhile, so the write takes a copy of it, made here
+            policy = copy.deepcopy(self.strategy) if self.writer is not None else self.strategy
         except BaseException:
             self.rollback(record)
             raise
+        stale: list[str] = []
+        if not _only_exception(record["reasons"]):  # a crash before a real checkpoint leaves the earlier run's files
+            stale, self._stale = self._stale, []
 
         def write() -> CheckpointEntry:
             try:
                 entry = self.store.save(state, event.epoch, event.iteration, record["reasons"], event.metrics, score)
             except BaseException:
+                self._stale = stale + self._stale  # still to go once a checkpoint is durable
                 if self.writer is None:
                     self.rollback(record)
                 raise  # in the background: rolled back on the training thread, in flush()
-            stale: list[str] = []
-            if not _only_exception(entry.reasons):  # a crash before a real checkpoint leaves the earlier run's files
-                stale, self._stale = self._stale, []
-            record["evicted"] = self.store.evict(stale) + self.retain()
+            record["evicted"] = self.store.evict(stale) + self.retain(policy)
             self.last_saved = entry
             return entry
 
@@ -235,17 +239,19 @@ class Checkpointer:
                 self.rollback(*in_flight)
             raise
 
-    def evictions(self) -> list[str]:
-        """The files retention would remove now (pure: nothing is touched)."""
+    def evictions(self, strategy: CheckpointStrategy | None = None) -> list[str]:
+        """The files retention would remove now (pure: nothing is touched), by ``strategy`` (default: the current
+        one; a background write passes the copy taken with its decision)."""
+        strategy = self.strategy if strategy is None else strategy
         entries = self.store.entries
         if not entries:
             return []
         kept_view = [e.kept() for e in entries]
-        mine = [c for c in kept_view if set(c.reasons) & set(self.strategy.reasons)]
-        keep = set(self.strategy.retain(mine))
+        mine = [c for c in kept_view if set(c.reasons) & set(strategy.reasons)]
+        keep = set(strategy.retain(mine))
         # never evicted: the newest checkpoint to resume from, the best one, final ones, the newest exception one
         protected = {c.key for c in newest([c for c in kept_view if not _only_exception(c.reasons)], 1)}
-        best = self.best_entry
+        best = self.store.best(strategy.mode)
         if best is not None:
             protected.add(best.file)
         keep |= protected
@@ -269,9 +275,9 @@ class Checkpointer:
                 )
         return evict
 
-    def retain(self) -> list[str]:
+    def retain(self, strategy: CheckpointStrategy | None = None) -> list[str]:
         """Evict what :meth:`evictions` names; returns the files removed."""
-        gone = self.store.evict(self.evictions())
+        gone = self.store.evict(self.evictions(strategy))
         if gone:
             logger.debug("evicted checkpoints %s", gone)
         return gone
