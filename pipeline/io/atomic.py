@@ -1,13 +1,24 @@
-"""Durable file writes: temp file in the same folder, fsync, rename, fsync the folder."""
+"""Durable file writes: temp file in the same folder, fsync, rename, fsync the folder. Every file a later command
+reads (checkpoints, manifests, exported weights, the run's config, histories, plots) is written this way."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import Callable, IO
+from typing import Any, Callable, IO
 
-__all__ = ["TEMP_SUFFIX", "temp_path", "fsync_dir", "atomic_write", "sha256_of"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "AtomicWriteError",
+    "atomic_write",
+    "fsync_dir",
+    "save_torch",
+    "sha256_of",
+    "temp_path",
+    "write_bytes",
+    "write_text",
+]
 
 #: every temp file ends with this suffix and starts with a dot, so a sweep can find the debris of a killed write.
 TEMP_SUFFIX = ".tmp"
@@ -30,19 +41,33 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class AtomicWriteError(OSError):
+    """A write of :func:`atomic_write` that failed with an OS error (``errno`` kept, e.g. ``ENOSPC`` for a full disk);
+    ``filename`` is the file that was being written, ``written`` the bytes that had gone to its temp file."""
+
+    written: int = 0
+
+
 class _HashingFile:
-    """A write-only file object that feeds a SHA-256 as bytes go by, so the checksum costs no second read."""
+    """A write-only file object that feeds a SHA-256 as bytes go by, so the checksum costs no second read. It keeps
+    the first OS error of the file below: a writer that catches it (``torch.save`` reports a failed write as
+    ``RuntimeError: ... unexpected pos``) does not hide it."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.digest = hashlib.sha256()
         self.size = 0
+        self.error: OSError | None = None
 
     def write(self, data) -> int:  # noqa: ANN001 - bytes-like
         view = memoryview(data).cast("B")
         self.digest.update(view)
         self.size += view.nbytes
-        return self.raw.write(view)
+        try:
+            return self.raw.write(view)
+        except OSError as error:
+            self.error = self.error or error
+            raise
 
     def flush(self) -> None:
         self.raw.flush()
@@ -57,9 +82,14 @@ def atomic_write(final: Path, write: Callable[[IO[bytes]], None], fsync: bool = 
 
     Returns:
         ``(size in bytes, SHA-256 hex digest)`` of what was written.
+
+    Raises:
+        AtomicWriteError: the OS refused a write, a flush, the fsync or the rename (also when ``write`` reported the
+            failed write as another error, as ``torch.save`` does); its ``errno`` is the OS's.
     """
     final = Path(final)
     tmp = temp_path(final)
+    hashing: _HashingFile | None = None
     try:
         with open(tmp, "wb") as raw:
             hashing = _HashingFile(raw)
@@ -68,12 +98,36 @@ def atomic_write(final: Path, write: Callable[[IO[bytes]], None], fsync: bool = 
             if fsync:
                 os.fsync(raw.fileno())
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
-        raise
+        cause = hashing.error if hashing is not None and hashing.error is not None else error
+        if not isinstance(cause, OSError) or isinstance(error, AtomicWriteError):
+            raise
+        failed = AtomicWriteError(cause.errno, cause.strerror or str(cause), str(final))
+        failed.written = 0 if hashing is None else hashing.size
+        raise failed from error
     if fsync:
         fsync_dir(final.parent)
     return hashing.size, hashing.digest.hexdigest()
+
+
+def write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`); returns the path."""
+    atomic_write(Path(path), lambda f: f.write(data), fsync=fsync)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str, fsync: bool = True) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    return write_bytes(path, text.encode("utf-8"), fsync)
+
+
+def save_torch(obj: Any, path: str | Path, fsync: bool = True) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically; returns the path."""
+    import torch
+
+    atomic_write(Path(path), lambda f: torch.save(obj, f), fsync=fsync)
+    return Path(path)
 
 
 def sha256_of(data: bytes | memoryview) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -11,6 +10,7 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.errors import SettingsError
+from pipeline.io import write_json
 from pipeline.phantoms.volume import PhantomConfig, make_phantom
 
 __all__ = ["write_nifti", "write_phantom_dataset", "split_counts"]
@@ -108,6 +108,4 @@ def write_phantom_dataset(
         "validation": entries[n_train : n_train + n_val],
         "test": entries[n_train + n_val :],
     }
-    path = out / "dataset.json"
-    path.write_text(json.dumps(description, indent=2) + "\n")
-    return path
+    return write_json(out / "dataset.json", description)
