@@ -7,25 +7,12 @@ import logging
 import time
 from typing import Any, Mapping
 
+import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
-__all__ = ["EpochSummaryLogger", "output_losses", "schedule_values"]
+from pipeline.epoch_loss import LOSS_METRIC, attach_epoch_loss
 
-
-def output_losses(output: Any) -> list[float]:
-    """The training losses in an engine's ``state.output``: MONAI's dict (or list of dicts, one per sample) with a
-    ``"loss"`` entry, or a plain number / one-element tensor (a plain Ignite process function's return)."""
-    items = output if isinstance(output, list) else [output]
-    losses = []
-    for item in items:
-        value = item.get("loss") if isinstance(item, dict) else item
-        if value is None or isinstance(value, (str, bytes)):
-            continue
-        try:
-            losses.append(float(value))
-        except (TypeError, ValueError, RuntimeError):
-            continue
-    return losses
+__all__ = ["EpochSummaryLogger", "schedule_values"]
 
 
 def schedule_values(weights: Mapping[str, float] | None, components: Mapping[str, float] | None) -> dict[str, float]:
@@ -40,7 +27,8 @@ def schedule_values(weights: Mapping[str, float] | None, components: Mapping[str
 class EpochSummaryLogger:
     """Log one readable line per training epoch and keep the same numbers as a history.
 
-    The line holds the epoch, the mean training loss over the epoch, the evaluator's metrics when it ran this epoch,
+    The line holds the epoch, the mean training loss over the epoch (over every process under ``ignite.distributed``:
+    :class:`~pipeline.epoch_loss.EpochLoss`), the evaluator's metrics when it ran this epoch,
     the best key metric so far and the epoch's wall time, e.g.
     ``epoch 12/40  loss 0.3121  val_mean_dice 0.8123 (best 0.8123 @ 12)  9.8 s``. With a loss-weight schedule
     (:class:`~pipeline.schedules.LossScheduleHandler`) the line also holds the weights in force, and the history
@@ -49,6 +37,8 @@ class EpochSummaryLogger:
     Args:
         evaluator: the validation engine whose ``state.metrics`` to report (optional).
         logger: where to log; default ``logging.getLogger("pipeline.train")``.
+
+    Under ``ignite.distributed`` only process 0 logs the line; every process keeps the same history.
 
     The evaluator's metrics belong to an epoch when the evaluator completed a run during it (a MONAI evaluator run
     by ``ValidationHandler``, or a plain Ignite evaluator run from a trainer handler).
@@ -63,14 +53,12 @@ class EpochSummaryLogger:
         self.evaluator = evaluator
         self.logger = logger or logging.getLogger("pipeline.train")
         self.history: list[dict[str, float]] = []
-        self._loss_sum = 0.0
-        self._loss_count = 0
         self._epoch_start = 0.0
         self._validated_epoch: int | None = None
 
     def attach(self, engine: Engine) -> None:
+        attach_epoch_loss(engine)
         engine.add_event_handler(Events.EPOCH_STARTED, self._start)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._accumulate)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._log)
         if self.evaluator is not None:
             self.evaluator.add_event_handler(Events.COMPLETED, self._validated, engine)
@@ -79,17 +67,11 @@ class EpochSummaryLogger:
         self._validated_epoch = trainer.state.epoch
 
     def _start(self, engine: Engine) -> None:
-        self._loss_sum, self._loss_count = 0.0, 0
         self._epoch_start = time.perf_counter()
-
-    def _accumulate(self, engine: Engine) -> None:
-        losses = output_losses(engine.state.output)
-        self._loss_sum += sum(losses)
-        self._loss_count += len(losses)
 
     def _log(self, engine: Engine) -> None:
         epoch = engine.state.epoch
-        record: dict[str, float] = {"epoch": epoch, "loss": self._loss_sum / max(self._loss_count, 1)}
+        record: dict[str, float] = {"epoch": epoch, "loss": float(engine.state.metrics[LOSS_METRIC])}
         text = f"epoch {epoch}/{engine.state.max_epochs}  loss {record['loss']:.4f}"
         weights = getattr(engine.state, "loss_weights", None)
         if weights:
@@ -107,7 +89,8 @@ class EpochSummaryLogger:
         record["time_s"] = time.perf_counter() - self._epoch_start
         text += f"  {record['time_s']:.1f} s"
         self.history.append(record)
-        self.logger.info(text)
+        if idist.get_rank() == 0:
+            self.logger.info(text)
 
     def _validated_now(self, evaluator: Engine, epoch: int) -> bool:
         # MONAI evaluators also record the trainer epoch they ran for in state.epoch

@@ -9,7 +9,8 @@ import math
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.epoch_summary import EpochSummaryLogger, output_losses
+from pipeline.epoch_loss import output_losses
+from pipeline.epoch_summary import EpochSummaryLogger
 from pipeline.history import export_history, strict_json, with_checkpoints
 
 SAVES = [

@@ -12,7 +12,8 @@ import torch
 from ignite.engine import Engine, Events
 
 from pipeline.errors import SettingsError
-from pipeline.epoch_summary import output_losses, schedule_values
+from pipeline.epoch_loss import attach_epoch_loss
+from pipeline.epoch_summary import schedule_values
 from pipeline.handler_order import run_last
 from pipeline.tracking.mlflow_store import (
     ARTIFACTS_DIR,
@@ -58,7 +59,8 @@ class MLflowTracker:
 
     - at start: ``params`` flattened (``{"loss": {"dice_weight": 0.7}}`` -> ``loss.dice_weight``); parameters a
       continued run already has keep their first value (a changed one is reported in a warning);
-    - per epoch (step = trainer epoch): ``loss`` (the epoch's mean training loss), ``time_s``, ``lr`` (of a MONAI
+    - per epoch (step = trainer epoch): ``loss`` (the epoch's mean training loss over every
+      process, :class:`~pipeline.epoch_loss.EpochLoss`), ``time_s``, ``lr`` (of a MONAI
       trainer's optimizer), the trainer's own ``state.metrics``, ``weight_<term>`` / ``<term>_loss`` from
       ``trainer.state.loss_weights`` / ``trainer.state.loss_components`` (published by
       :class:`~pipeline.schedules.LossScheduleHandler`), and the evaluator's metrics after each validation;
@@ -125,8 +127,6 @@ class MLflowTracker:
         self._client: Any = None
         self._checkpoints_logged = 0
         self._handled_error: BaseException | None = None
-        self._loss_sum = 0.0
-        self._loss_count = 0
         self._epoch_start = 0.0
 
     # ------------------------------------------------------------------------------------------------ store
@@ -301,9 +301,9 @@ class MLflowTracker:
         """Attach to ``trainer`` (a plain Ignite engine or MONAI's ``SupervisedTrainer``); the metrics of
         ``evaluator`` are logged after each of its runs, at the trainer's epoch."""
         self.trainer, self.evaluator = trainer, evaluator
+        attach_epoch_loss(trainer)  # the epoch's mean loss over every process, as the trainer's metric "loss"
         trainer.add_event_handler(Events.STARTED, self._started)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
         trainer.add_event_handler(Events.COMPLETED, self._completed)
         trainer.add_event_handler(Events.EXCEPTION_RAISED, self._failed)
@@ -319,21 +319,13 @@ class MLflowTracker:
         self.start()
 
     def _epoch_started(self, engine: Engine) -> None:
-        self._loss_sum, self._loss_count = 0.0, 0
         self._epoch_start = time.perf_counter()
         if self.active:
             self.log_checkpoint_events()  # the previous epoch's save: the checkpoint handler runs after us
 
-    def _iteration_completed(self, engine: Engine) -> None:
-        losses = output_losses(engine.state.output)
-        self._loss_sum += sum(losses)
-        self._loss_count += len(losses)
-
     def _epoch_completed(self, engine: Engine) -> None:
         state = engine.state
-        values: dict[str, Any] = dict(_scalars(state.metrics or {}))
-        if self._loss_count:
-            values["loss"] = self._loss_sum / self._loss_count
+        values: dict[str, Any] = dict(_scalars(state.metrics or {}))  # "loss" among them
         values.update(schedule_values(getattr(state, "loss_weights", None), getattr(state, "loss_components", None)))
         optimizer = getattr(engine, "optimizer", None)  # MONAI's trainers know theirs
         if isinstance(optimizer, torch.optim.Optimizer):

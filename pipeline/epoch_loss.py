@@ -1,0 +1,83 @@
+"""The mean training loss of each epoch, over every process: one Ignite ``Average`` attached to the trainer as its
+metric ``loss``, which the epoch summary, the history and the MLflow tracker all read."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import ignite.distributed as idist
+import torch
+from ignite.engine import Engine, Events
+from ignite.exceptions import NotComputableError
+from ignite.metrics import Average
+from ignite.metrics.metric import reinit__is_reduced
+
+from pipeline.handler_order import attached_handler
+
+__all__ = ["LOSS_METRIC", "EpochLoss", "attach_epoch_loss", "output_losses"]
+
+#: the name of the epoch's mean training loss in ``trainer.state.metrics`` (and in the history and MLflow)
+LOSS_METRIC = "loss"
+
+
+def output_losses(output: Any) -> list[float]:
+    """The training losses in an engine's ``state.output``: MONAI's dict (or list of dicts, one per sample) with a
+    ``"loss"`` entry, or a plain number / one-element tensor (a plain Ignite process function's return)."""
+    items = output if isinstance(output, list) else [output]
+    losses = []
+    for item in items:
+        value = item.get("loss") if isinstance(item, dict) else item
+        if value is None or isinstance(value, (str, bytes)):
+            continue
+        try:
+            losses.append(float(value))
+        except (TypeError, ValueError, RuntimeError):
+            continue
+    return losses
+
+
+def _iteration_loss(output: Any) -> torch.Tensor | None:
+    losses = output_losses(output)
+    return torch.tensor(sum(losses) / len(losses), dtype=torch.float64) if losses else None
+
+
+class EpochLoss(Average):
+    """Ignite's :class:`~ignite.metrics.Average` of each iteration's training loss (see :func:`output_losses`; an
+    iteration without a loss is skipped) over an epoch. Under ``ignite.distributed`` the sums are all-reduced when the
+    epoch completes, so every process gets the mean over all of them (every process must reach that point: it is a
+    collective). An epoch without any loss gives NaN.
+
+    Its state (the sums of the epoch so far) is checkpointed with the trainer; under ``ignite.distributed`` only
+    process 0 takes it back (the others start from 0), so the all-reduce does not count it once per process.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(output_transform=_iteration_loss, device="cpu")
+
+    @reinit__is_reduced
+    def update(self, output: torch.Tensor | None) -> None:
+        if output is not None:
+            super().update(output)
+
+    def compute(self) -> float | torch.Tensor:
+        try:
+            return super().compute()
+        except NotComputableError:  # raised on every process alike, after the all-reduce
+            return math.nan
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        if idist.get_rank() > 0:
+            self.reset()
+            return
+        super().load_state_dict(state_dict)
+
+
+def attach_epoch_loss(engine: Engine) -> EpochLoss:
+    """The :class:`EpochLoss` of ``engine`` (``state.metrics["loss"]`` at each epoch's end), attached now unless it
+    already is; attach it before the handlers that read it at ``EPOCH_COMPLETED``, which then run after it."""
+    found = attached_handler(engine, Events.EPOCH_COMPLETED, EpochLoss)
+    if found is None:
+        found = EpochLoss()
+        found.attach(engine, LOSS_METRIC)
+    return found
