@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["DatasetError", "check_items", "check_pair", "load_datalist", "make_loader"], "pipeline.data"),
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.epoch_summary",
+    "TrainingCurves": "pipeline.training_curves",
     "MLflowTracker": "pipeline.tracking",
     **dict.fromkeys(["TrainingManager", "create_training_manager", "quick_training_setup"], "pipeline.training"),
     "create_unet": "pipeline.networks",

@@ -45,6 +45,30 @@ def _plain_setup(scores=None):
     return net, opt, trainer, evaluator
 
 
+@pytest.mark.parametrize("async_save", [False, True])
+def test_each_save_fires_saved_checkpoint_with_what_was_saved(tmp_path, async_save):
+    net, opt, trainer, evaluator = _plain_setup([0.2, 0.5, 0.4])
+    handler = CheckpointHandler(tmp_path, {"model": net}, "best", monitor="val_dice", max_checkpoints=1, async_save=async_save)
+    handler.attach(trainer, evaluator)
+    heard = []
+
+    @trainer.on(CheckpointHandler.SAVED_CHECKPOINT)
+    def listen(engine):
+        saved = engine.state.saved_checkpoint
+        heard.append((engine.state.epoch, saved["epoch"], saved["reasons"], saved["evicted"], saved["path"].is_file(),
+                      [h["file"] for h in saved["history"]][-1] == saved["file"]))
+
+    trainer.run(DATA, max_epochs=3)
+    # one event per file, once it is on disk: a written one at once, a background one at the first event of the
+    # training thread after its write completed (at the latest the next epoch's start)
+    assert [h[1:] for h in heard] == [
+        (1, ["best"], [], True, True),
+        (2, ["best"], ["model_e0001_i00000003.pt"], True, True),
+        (3, ["last"], [], True, True),
+    ]
+    assert all(saved <= when <= saved + async_save for when, saved, *_ in heard)
+
+
 def test_best_on_a_plain_engine_saves_last_and_final(tmp_path):
     net, opt, trainer, evaluator = _plain_setup([0.2, 0.5, 0.4, 0.6, 0.6])
     handler = CheckpointHandler(tmp_path, {"model": net, "optimizer": opt, "trainer": trainer}, "best", monitor="val_dice", max_checkpoints=2)

@@ -59,15 +59,6 @@ def test_non_finite_numbers_are_null_at_any_depth(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left
 
 
-def test_history_with_an_infinite_value_exports_after_training(tmp_path):
-    records = [{"epoch": 1, "loss": 0.5, "val_hd95_mm": math.inf}, {"epoch": 2, "loss": math.nan, "val_hd95_mm": 3.0}]
-    json_path, csv_path = export_history(records, tmp_path)
-    assert _strict_load(json_path.read_text()) == [
-        {"epoch": 1, "loss": 0.5, "val_hd95_mm": None}, {"epoch": 2, "loss": None, "val_hd95_mm": 3.0},
-    ]
-    assert csv_path.read_text().splitlines() == ["epoch,loss,val_hd95_mm", "1,0.5,", "2,,3.0"]
-
-
 class Unprintable:
     def __str__(self) -> str:
         raise RuntimeError("cannot be written")

@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.checkpoint.state",),
     ("pipeline.checkpoint",),  # the Ignite handler, the original API's managers, their settings
     ("pipeline.evaluation",),
-    ("pipeline.engines", "pipeline.epoch_loss", "pipeline.epoch_summary", "pipeline.cosine_lr", "pipeline.history", "pipeline.plots"),
+    ("pipeline.engines", "pipeline.epoch_loss", "pipeline.epoch_summary", "pipeline.cosine_lr", "pipeline.history", "pipeline.plots",
+     "pipeline.training_curves"),
     ("pipeline.tracking",),
     ("pipeline.training", "pipeline.bundle_support"),
     ("pipeline.workflows", "pipeline.cli", "pipeline.__main__"),

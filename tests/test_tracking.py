@@ -76,7 +76,16 @@ def test_run_params_metrics_checkpoints_and_artifacts(tmp_path, async_save):
     note.write_text("an artifact\n")
     net, opt, trainer, evaluator, seen = _setup(tmp_path)
     tracker, checkpoints = _tracked(tmp_path, net, opt, trainer, evaluator, note, async_save)
+    logged_when_saved = []
+
+    @trainer.on(CheckpointHandler.SAVED_CHECKPOINT)
+    def saved(engine):  # attached after the tracker: it has logged the save when the event reaches here
+        history = import_mlflow().MlflowClient(tracker.tracking_uri).get_metric_history(tracker.run_id, "checkpoint_saved")
+        logged_when_saved.append((engine.state.saved_checkpoint["epoch"], sorted(m.step for m in history)))
+
     trainer.run(DATA, max_epochs=4)
+    # the tracker logs each save when the checkpoint handler announces it, not at the next epoch's start
+    assert logged_when_saved[:3] == [(1, [1]), (2, [1, 2]), (3, [1, 2, 3])]
 
     assert tracker.tracking_uri == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
     client = import_mlflow().MlflowClient(tracker.tracking_uri)

@@ -7,7 +7,7 @@ See ``docs/checkpoints.md`` for the rule of each strategy and the guarantees of 
 """
 
 from pipeline.checkpoint.checkpointer import Checkpointer
-from pipeline.checkpoint.checkpoint_handler import CheckpointHandler
+from pipeline.checkpoint.checkpoint_handler import CheckpointHandler, register_checkpoint_events
 from pipeline.checkpoint.checkpoint_manager import AUTO_STRATEGIES, AutoCheckpointManager, CheckpointManager
 from pipeline.checkpoint.storage.manifest import CheckpointEntry
 from pipeline.checkpoint.storage.reading import load_training_state, resolve_checkpoint
@@ -54,5 +54,6 @@ __all__ = [
     "get_checkpoint_preset",
     "load_checkpoint_file",
     "load_training_state",
+    "register_checkpoint_events",
     "resolve_checkpoint",
 ]

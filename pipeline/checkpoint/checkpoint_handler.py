@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, Mapping
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers.checkpoint import CheckpointEvents
 
 from pipeline.checkpoint.checkpointer import RESUME_CHOICES
 from pipeline.checkpoint.settings import STRATEGY_DEFAULT, CheckpointSettings
@@ -21,12 +23,19 @@ from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
 from pipeline.handler_order import run_first, run_last
 
-__all__ = ["CheckpointHandler", "STATE_KEY"]
+__all__ = ["CheckpointHandler", "STATE_KEY", "register_checkpoint_events"]
 
 logger = logging.getLogger(__name__)
 
 #: the key under which the handler saves its own state next to the objects of ``to_save``.
 STATE_KEY = "checkpointer"
+
+
+def register_checkpoint_events(engine: Engine) -> None:
+    """Register Ignite's checkpoint events (``CheckpointEvents.SAVED_CHECKPOINT``) on ``engine`` unless they already
+    are, so that handlers can listen to them before the checkpoint handler is attached."""
+    if not engine.has_registered_events(CheckpointEvents.SAVED_CHECKPOINT):
+        engine.register_events(*CheckpointEvents)
 
 
 def _is_scheduler(obj: Any) -> bool:
@@ -47,7 +56,14 @@ class CheckpointHandler:
     process, the loader's shuffling and augmentation generators, the best metric so far, the strategy's state and the
     training clock. A run resumed from it continues exactly as the uninterrupted run would (bit for bit on CPU).
 
-    Under ``torch.distributed`` rank 0 decides and writes; the decision is broadcast, every rank takes part in
+    Each checkpoint written fires Ignite's ``CheckpointHandler.SAVED_CHECKPOINT`` (``Checkpoint.SAVED_CHECKPOINT``) on
+    the trainer once the file is durable, with ``trainer.state.saved_checkpoint`` telling what was saved: the manifest
+    entry's fields (``file``, ``epoch``, ``iteration``, ``reasons``, ``metrics``, ``score``, ``size``, ``sha256``, ...),
+    ``path``, ``evicted`` (the files retention removed after it) and ``history`` (every save so far, as
+    :attr:`Checkpointer.history`). A background write (``async_save``) fires it on the training thread at the first
+    event after the write completed. The MLflow tracker and the training curves listen to it.
+
+    Under ``torch.distributed`` rank 0 decides and writes (and alone fires ``SAVED_CHECKPOINT``); the decision is broadcast, every rank takes part in
     gathering the per-process random state, the other ranks wait for rank 0, and every rank resumes from the same
     checkpoint.
 
@@ -87,6 +103,9 @@ class CheckpointHandler:
             ``strategy`` to ``async_save`` (e.g. a :class:`~pipeline.checkpoint.CheckpointManager`'s ``settings``, so
             that both share one strategy).
     """
+
+    #: fired on the trainer after each checkpoint written (Ignite's own event, as ``ignite.handlers.Checkpoint`` fires)
+    SAVED_CHECKPOINT = CheckpointEvents.SAVED_CHECKPOINT
 
     def __init__(
         self,
@@ -142,6 +161,7 @@ class CheckpointHandler:
         self._clock_start: float | None = None
         #: the checkpoint this run resumed from (an entry of this folder, or a path), None when it started afresh
         self.resumed_from: CheckpointEntry | Path | None = None
+        self._announced: CheckpointEntry | None = None  # the newest save SAVED_CHECKPOINT was fired for
 
     @staticmethod
     def _select(to_save: Mapping[str, Any], save_optimizer: bool, save_scheduler: bool, check: bool = True) -> dict[str, Any]:
@@ -210,6 +230,7 @@ class CheckpointHandler:
                 "(or an evaluator with a key metric)"
             )
         self.trainer, self.evaluator = trainer, evaluator
+        register_checkpoint_events(trainer)
         if evaluator is not None:
             evaluator.add_event_handler(Events.COMPLETED, self._record_metrics)
         trainer.add_event_handler(Events.STARTED, self._started)
@@ -318,7 +339,9 @@ class CheckpointHandler:
                 prepared.append(self.checkpointer.prepare(event, reasons))
             return reasons
 
-        if not agree(decide):
+        reasons = agree(decide)
+        self._announce(engine)  # a background write the decision waited for
+        if not reasons:
             return None
         try:
             state = self._collect()
@@ -327,6 +350,7 @@ class CheckpointHandler:
                 self.checkpointer.rollback(prepared[0])
             raise
         written = agree(lambda: self._write(event, prepared[0], state))
+        self._announce(engine)
         return self.checkpointer.store.find(written) if written and is_writer() else None
 
     def _write(self, event: CheckpointEvent, record: dict[str, Any], state: Mapping[str, Any]) -> str | None:
@@ -337,7 +361,25 @@ class CheckpointHandler:
         logger.info("checkpoint %s saved (%s)", entry.file, ", ".join(entry.reasons))
         return entry.file
 
+    def _announce(self, engine: Engine) -> None:
+        """Fire ``SAVED_CHECKPOINT`` for the newest checkpoint written, once, when its write is complete (rank 0)."""
+        entry = self.checkpointer.last_saved
+        writer = self.checkpointer.writer
+        if entry is None or entry is self._announced or (writer is not None and writer.busy):
+            return
+        self._announced = entry
+        history = copy.deepcopy(self.checkpointer.history)
+        index = next((i for i in range(len(history) - 1, -1, -1) if history[i]["file"] == entry.file), len(history) - 1)
+        history = history[: index + 1]  # not the save being prepared now
+        record = history[-1] if history else {}
+        engine.state.saved_checkpoint = {
+            **entry.to_dict(), "reasons": list(record.get("reasons", entry.reasons)),  # as saved (a "final" mark comes later)
+            "path": self.checkpointer.store.path(entry), "evicted": list(record.get("evicted", [])), "history": history,
+        }
+        engine.fire_event(CheckpointEvents.SAVED_CHECKPOINT)
+
     def _epoch_started(self, engine: Engine) -> None:
+        self._announce(engine)  # a background write that completed during the last epoch
         loader = self._discovered.get("train_loader")
         if isinstance(loader, PerRank) and isinstance(loader.obj, LoaderState):
             loader.obj.start_epoch()
@@ -365,6 +407,7 @@ class CheckpointHandler:
         if self.save_final and agree(final_needs_a_save):
             self._step(engine, "final", ("final",))
         agree(self.checkpointer.flush)
+        self._announce(engine)
         self._stop_clock()
 
     def _exception_raised(self, engine: Engine, error: BaseException) -> None:
@@ -374,6 +417,7 @@ class CheckpointHandler:
         self._stop_clock()
         try:  # a background write in flight first: the exception checkpoint comes after it
             self.checkpointer.flush()
+            self._announce(engine)
         except Exception as write_error:
             logger.error("the last background checkpoint write failed: %s", write_error)
         # no collective here: the other processes may not have failed; rank 0 saves its own state only
@@ -384,6 +428,7 @@ class CheckpointHandler:
                 self.checkpointer.flush()
             except Exception as save_error:  # the original error matters more; report both
                 logger.error("could not save the exception checkpoint: %s", save_error)
+        self._announce(engine)
 
     @staticmethod
     def _reraise(engine: Engine, error: BaseException) -> None:

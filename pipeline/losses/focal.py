@@ -14,7 +14,7 @@ __all__ = ["EnhancedBCELoss"]
 
 
 class EnhancedBCELoss(LogitsLoss):
-    """The seed's "Enhanced BCE Loss": ``a_t (1 - p_t)^gamma BCE(logits, target)`` voxel-wise, where
+    """The original API's "Enhanced BCE Loss": ``a_t (1 - p_t)^gamma BCE(logits, target)`` voxel-wise, where
     ``p_t = sigmoid(logits)`` on vessel and ``1 - sigmoid(logits)`` on background, ``a_t = alpha`` on vessel and
     ``1 - alpha`` on background (no balancing when ``alpha`` is ``None``). ``gamma = 0`` and ``alpha = None`` give
     plain binary cross-entropy.

@@ -1,4 +1,4 @@
-"""Schedules by name (the seed's ``'adaptive' | 'cosine' | 'step' | 'performance'``), with their parameters checked."""
+"""Schedules by name (the original API's ``'adaptive' | 'cosine' | 'step' | 'performance'``), with their parameters checked."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
+from pipeline.checkpoint import CheckpointHandler, register_checkpoint_events
 from pipeline.errors import SettingsError
 from pipeline.epoch_loss import attach_epoch_loss
 from pipeline.epoch_summary import schedule_values
@@ -64,9 +65,10 @@ class MLflowTracker:
       trainer's optimizer), the trainer's own ``state.metrics``, ``weight_<term>`` / ``<term>_loss`` from
       ``trainer.state.loss_weights`` / ``trainer.state.loss_components`` (published by
       :class:`~pipeline.schedules.LossScheduleHandler`), and the evaluator's metrics after each validation;
-    - checkpoint events, when ``checkpoint`` (a :class:`~pipeline.checkpoint.CheckpointHandler` or
-      :class:`~pipeline.checkpoint.CheckpointManager`) is given: metrics ``checkpoint_saved`` (1) and
-      ``checkpoint_best`` (1 when saved as best) at the epoch of each save, and the full save history as the artifact
+    - each checkpoint save, as the :class:`~pipeline.checkpoint.CheckpointHandler` announces it
+      (``CheckpointHandler.SAVED_CHECKPOINT``; for a hand-written loop, :meth:`log_checkpoint_events` reads
+      ``checkpoint``, a :class:`~pipeline.checkpoint.CheckpointManager`): metrics ``checkpoint_saved`` (1) and
+      ``checkpoint_best`` (1 when saved as best) at the epoch of the save, and the full save history as the artifact
       ``checkpoints/history.json``;
     - at ``COMPLETED`` (and every epoch with ``artifacts_every_epoch``): the files of ``artifacts`` and the best
       checkpoint (under ``best_model/``); then the run ends ``FINISHED``. On an exception it ends ``FAILED``.
@@ -242,11 +244,12 @@ class MLflowTracker:
         for first in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[first:first + 1000])
 
-    def log_checkpoint_events(self) -> int:
-        """Log the checkpoint saves not logged yet (from ``checkpoint.checkpointer.history``); returns how many."""
-        if self.checkpoint is None or not self._require_run():
+    def log_checkpoint_events(self, history: Sequence[Mapping[str, Any]] | None = None) -> int:
+        """Log the checkpoint saves of ``history`` not logged yet (default: ``checkpoint.checkpointer.history``);
+        returns how many."""
+        if (history is None and self.checkpoint is None) or not self._require_run():
             return 0
-        history = list(self.checkpoint.checkpointer.history)
+        history = list(self.checkpoint.checkpointer.history if history is None else history)
         new = history[self._checkpoints_logged:]
         for record in new:
             reasons = record.get("reasons", [])
@@ -302,6 +305,8 @@ class MLflowTracker:
         ``evaluator`` are logged after each of its runs, at the trainer's epoch."""
         self.trainer, self.evaluator = trainer, evaluator
         attach_epoch_loss(trainer)  # the epoch's mean loss over every process, as the trainer's metric "loss"
+        register_checkpoint_events(trainer)
+        trainer.add_event_handler(CheckpointHandler.SAVED_CHECKPOINT, self._checkpoint_saved)
         trainer.add_event_handler(Events.STARTED, self._started)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
@@ -320,8 +325,10 @@ class MLflowTracker:
 
     def _epoch_started(self, engine: Engine) -> None:
         self._epoch_start = time.perf_counter()
+
+    def _checkpoint_saved(self, engine: Engine) -> None:
         if self.active:
-            self.log_checkpoint_events()  # the previous epoch's save: the checkpoint handler runs after us
+            self.log_checkpoint_events(engine.state.saved_checkpoint["history"])
 
     def _epoch_completed(self, engine: Engine) -> None:
         state = engine.state
