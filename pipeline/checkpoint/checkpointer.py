@@ -54,8 +54,9 @@ class Checkpointer:
         save_last: write a ``last`` checkpoint at epoch ends the strategy does not save.
         disk_budget: optional limit on the total bytes of checkpoints.
         existing: what :meth:`begin` does with an earlier run's checkpoints (``"error"``, ``"replace"``, ``"keep"``).
-        async_save: write on a background thread (:class:`~pipeline.checkpoint.storage.background_writer.BackgroundWriter`): a save
-            blocks training only while the state is copied; at most one write is in flight; eviction follows only a
+        async_save: write on a background thread
+            (:class:`~pipeline.checkpoint.storage.background_writer.BackgroundWriter`): a save blocks training only
+            while the state is copied; at most one write is in flight; eviction follows only a
             durable write; a failed write is raised at the next save or :meth:`flush`.
     """
 
@@ -180,8 +181,8 @@ class Checkpointer:
         """Write ``state`` as the save :meth:`prepare` recorded, then evict what retention no longer keeps. A failed
         write rolls the strategy and the history back, so the decision is taken again at the next event.
 
-        With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.storage.background_writer.snapshot`) and written by the
-        background writer; None is returned. (:meth:`prepare` already waited for the write in flight and raised its
+        With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.storage.background_writer.snapshot`) and
+        written by the background writer; None is returned. (:meth:`prepare` already waited for the write in flight and raised its
         error.)
 
         Raises:
