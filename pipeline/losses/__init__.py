@@ -6,7 +6,7 @@ from pipeline.losses.logits_loss import LogitsLoss
 from pipeline.losses.cldice import ClDiceLoss
 from pipeline.losses.combined import TOTAL_KEY, CombinedLoss, component_key
 from pipeline.losses.dice import EnhancedDiceLoss
-from pipeline.losses.factory import LOSS_TYPES, create_loss_function
+from pipeline.losses.loss_factory import LOSS_TYPES, create_loss_function
 from pipeline.losses.focal import EnhancedBCELoss
 from pipeline.losses.morphology import soft_dilate, soft_erode, soft_skeleton
 from pipeline.losses.loss_presets import LOSS_PRESETS, get_preset_loss_config, list_loss_presets
