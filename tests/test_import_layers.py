@@ -7,6 +7,7 @@ The graph is read from the source (every ``import`` statement, also those inside
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache
 def modules() -> dict[str, Path]:
     """Every module of the package by dotted name (``pipeline`` itself, the lazy facade, is left out)."""
     found = {module_name(p): p for p in ROOT.rglob("*.py")}
@@ -79,6 +81,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     return resolved
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
     found = modules()
     return {name: imports(name, path, set(found)) for name, path in found.items()}
