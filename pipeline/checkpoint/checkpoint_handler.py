@@ -132,9 +132,11 @@ class CheckpointHandler:
     ) -> None:
         if settings is None:
             settings = CheckpointSettings(
-                strategy, model_name, monitor, mode, STRATEGY_DEFAULT if max_checkpoints is None else max_checkpoints,
-                dict(strategy_params or {}), save_last, save_optimizer, save_scheduler, disk_budget, fsync, existing,
-                async_save,
+                strategy=strategy, model_name=model_name, monitor=monitor, mode=mode,
+                max_checkpoints=STRATEGY_DEFAULT if max_checkpoints is None else max_checkpoints,
+                strategy_params=dict(strategy_params or {}), save_last=save_last, save_optimizer=save_optimizer,
+                save_scheduler=save_scheduler, disk_budget=disk_budget, fsync=fsync, existing=existing,
+                async_save=async_save,
             )
         self.settings = settings.resolved()
         self.strategy = self.settings.strategy

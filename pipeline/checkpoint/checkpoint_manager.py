@@ -80,8 +80,10 @@ class CheckpointManager:
     ) -> None:
         #: the settings, shared with a :class:`~pipeline.checkpoint.CheckpointHandler` built from them
         self.settings = CheckpointSettings(
-            save_strategy, model_name, monitor_metric, mode, max_checkpoints, strategy_params, save_last, save_optimizer,
-            save_scheduler, disk_budget, fsync, existing, async_save,
+            strategy=save_strategy, model_name=model_name, monitor=monitor_metric, mode=mode,
+            max_checkpoints=max_checkpoints, strategy_params=strategy_params, save_last=save_last,
+            save_optimizer=save_optimizer, save_scheduler=save_scheduler, disk_budget=disk_budget, fsync=fsync,
+            existing=existing, async_save=async_save,
         ).resolved()
         self.strategy = self.settings.strategy
         if self.strategy.needs_monitor and monitor_metric is None:
