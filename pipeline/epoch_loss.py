@@ -48,8 +48,11 @@ class EpochLoss(Average):
     epoch completes, so every process gets the mean over all of them (every process must reach that point: it is a
     collective). An epoch without any loss gives NaN.
 
-    Its state (the sums of the epoch so far) is checkpointed with the trainer; under ``ignite.distributed`` only
-    process 0 takes it back (the others start from 0), so the all-reduce does not count it once per process.
+    Its state (the sums of the epoch so far, of this process: no collective, so a save that one process makes alone
+    does not wait for the others) is checkpointed with the trainer, and a run resumed in the middle of an epoch keeps
+    the sums it loaded, so that epoch's mean is the uninterrupted run's. Under ``ignite.distributed`` only process 0
+    takes the sums back (the others start from 0), so the all-reduce does not count them once per process; the other
+    processes' partial sums are not saved, so a mid-epoch resume of several processes is approximate.
     """
 
     def __init__(self) -> None:
@@ -66,11 +69,21 @@ class EpochLoss(Average):
         except NotComputableError:  # raised on every process alike, after the all-reduce
             return math.nan
 
-    def load_state_dict(self, state_dict: Mapping) -> None:
-        if idist.get_rank() > 0:
-            self.reset()
-            return
-        super().load_state_dict(state_dict)
+    def started(self, engine: Engine) -> None:
+        length = engine.state.epoch_length
+        if length and engine.state.iteration % length:
+            return  # a run resumed in the middle of an epoch: the sums it loaded belong to this epoch
+        super().started(engine)
+
+    def state_dict(self) -> dict[str, Any]:
+        """This process's sums of the epoch so far (a tensor and a number: loads with ``weights_only=True``)."""
+        return {"sum": torch.as_tensor(self.accumulator, dtype=torch.float64).clone(), "count": int(self.num_examples)}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.reset()
+        if idist.get_rank() == 0 and state_dict.get("count"):
+            self.accumulator = torch.as_tensor(state_dict["sum"], dtype=torch.float64).clone()
+            self.num_examples = int(state_dict["count"])
 
 
 def attach_epoch_loss(engine: Engine) -> EpochLoss:

@@ -97,3 +97,29 @@ def test_training_curves_are_redrawn_at_each_checkpoint_save(tmp_path):
     # saved at epochs 2 and 4 (interval), the picture redrawn then with that save marked, and once more at the end
     assert [(epoch, [s["epoch"] for s in saves]) for epoch, _, saves in pictures] == [(2, [2]), (4, [2, 4])]
     assert len({digest for _, digest, _ in pictures}) == 2 and curves.drawn == 3
+
+
+def _counting_run(tmp_path, crash_at=None):
+    """A trainer whose loss is the iteration number (4 per epoch), its epoch summary and per-iteration checkpoints."""
+    trainer = Engine(lambda engine, batch: float(engine.state.iteration))
+    if crash_at is not None:
+        @trainer.on(Events.ITERATION_STARTED(once=crash_at))
+        def crash(engine):
+            raise KeyboardInterrupt
+    summary = EpochSummaryLogger()
+    summary.attach(trainer)
+    CheckpointHandler(tmp_path, None, "interval", strategy_params={"every": 1, "unit": "iteration"},
+                      max_checkpoints=1, resume="auto").attach(trainer)
+    return trainer, summary
+
+
+def test_a_resume_in_the_middle_of_an_epoch_keeps_its_loss_exact(tmp_path):
+    trainer, summary = _counting_run(tmp_path / "interrupted", crash_at=6)
+    try:
+        trainer.run([0] * 4, max_epochs=2)
+    except KeyboardInterrupt:
+        pass
+    trainer, summary = _counting_run(tmp_path / "interrupted")  # a new process, resumed at iteration 5
+    trainer.run([0] * 4, max_epochs=2)
+    # epoch 2 is the mean of iterations 5 to 8: iteration 5's loss came back with the checkpoint
+    assert [(h["epoch"], h["loss"]) for h in summary.history] == [(1, 2.5), (2, 6.5)]
