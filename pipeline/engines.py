@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
 from ignite.engine import Events
 from ignite.handlers import ProgressBar
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import IgniteMetricHandler, LrScheduleHandler, ValidationHandler, from_engine
+from monai.handlers import IgniteMetricHandler, LrScheduleHandler, MLFlowHandler, ValidationHandler, from_engine
 from monai.inferers import SlidingWindowInferer
 from monai.metrics import DiceMetric
 from monai.transforms import Compose
@@ -20,8 +21,20 @@ from transforms import get_binary_postprocessing
 
 __all__ = ["create_evaluator", "create_inferer", "create_trainer", "VAL_KEY_METRIC"]
 
+logger = logging.getLogger(__name__)
+
 #: name of the evaluator's key metric (mean Dice of the thresholded prediction)
 VAL_KEY_METRIC = "val_mean_dice"
+
+
+def _without_monai_tracking(handlers: Sequence | None) -> list:
+    """``handlers`` without the ``MLFlowHandler`` that MONAI's ``--tracking mlflow`` adds to a bundle: the bundle's
+    own :class:`~pipeline.tracking.MLflowTracker` tracks the run, with MONAI's ``tracking_uri``, ``experiment_name``
+    and ``run_name`` settings (one run, one set of metric names)."""
+    kept = [h for h in handlers or [] if not isinstance(h, MLFlowHandler)]
+    if len(kept) != len(handlers or []):
+        logger.info("--tracking mlflow: the bundle's MLflowTracker tracks this run (MONAI's MLFlowHandler is not added)")
+    return kept
 
 
 def create_inferer(roi_size: Sequence[int], sw_batch_size: int = 4, overlap: float = 0.25) -> SlidingWindowInferer:
@@ -45,7 +58,7 @@ def create_evaluator(
 ) -> SupervisedEvaluator:
     """A :class:`~monai.engines.SupervisedEvaluator` that runs sliding-window inference on whole volumes and reports
     the mean Dice of the thresholded prediction as its key metric (``VAL_KEY_METRIC``). A case whose label and
-    prediction are both empty scores 1 (MONAI's ``DiceMetric(ignore_empty=False)``), as in :mod:`pipeline.workflows.prediction`.
+    prediction are both empty scores 1 (MONAI's ``DiceMetric(ignore_empty=False)``).
 
     Args:
         network: the segmentation network (logits out).
@@ -79,7 +92,7 @@ def create_evaluator(
             )
         },
         additional_metrics=additional or None,
-        val_handlers=list(val_handlers or []),
+        val_handlers=_without_monai_tracking(val_handlers),
         amp=amp,
     )
 
@@ -133,7 +146,7 @@ def create_trainer(
             handlers.append(CosineToRunEnd(lr_scheduler))  # a resumed, extended run keeps annealing
     if evaluator is not None:
         handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True, exec_at_start=False))
-    handlers += list(train_handlers or [])
+    handlers += _without_monai_tracking(train_handlers)
     trainer = SupervisedTrainer(
         device=torch.device(device),
         max_epochs=max_epochs,

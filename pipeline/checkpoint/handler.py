@@ -18,7 +18,7 @@ from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
 from pipeline.checkpoint.training_state import discover_training_state, has_state, state_target, training_loader
 from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.handlers import run_first, run_last
+from pipeline.event_order import run_first, run_last
 
 __all__ = ["CheckpointHandler", "STATE_KEY"]
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from ignite.engine import Engine, Events
 
 from pipeline.errors import SettingsError
-from pipeline.handlers import run_first, run_last
+from pipeline.event_order import run_first, run_last
 from pipeline.losses.combined import CombinedLoss
 from pipeline.schedules.base import WeightSchedule
 from pipeline.schedules.scheduler import LossScheduler

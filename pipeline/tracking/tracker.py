@@ -12,7 +12,8 @@ import torch
 from ignite.engine import Engine, Events
 
 from pipeline.errors import SettingsError
-from pipeline.handlers import output_losses, run_last, schedule_values
+from pipeline.event_order import run_last
+from pipeline.handlers import output_losses, schedule_values
 from pipeline.tracking.store import (
     ARTIFACTS_DIR,
     flatten_params,
