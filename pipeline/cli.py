@@ -59,6 +59,8 @@ def _add_training_args(p: argparse.ArgumentParser, output_dir: str, existing: st
                    help="best, epoch, interval, all, adaptive, performance_based, time_based")
     p.add_argument("--max-checkpoints", type=int, default=None, help="checkpoints the strategy keeps")
     p.add_argument("--resume", default=None, metavar="auto|best|last|PATH", help="continue a run from a checkpoint")
+    p.add_argument("--set", dest="bundle_set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other bundle key, VALUE as JSON where it parses, e.g. --set network_def#channels=[8,16,32]")
     p.add_argument("--existing", default=existing, choices=("error", "replace", "keep"),
                    help="a fresh run in a folder with an earlier run's checkpoints: refuse (error, the bundle's "
                    "default), replace them once the first new checkpoint is saved, or keep them")
@@ -133,6 +135,22 @@ def _json_object(text: str | None, option: str) -> dict | None:
     return value
 
 
+def _set_overrides(pairs: Sequence[str]) -> dict:
+    """``--set KEY=VALUE`` options as bundle overrides (VALUE parsed as JSON where it parses, else text)."""
+    from pipeline.errors import SettingsError
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise SettingsError(f"--set takes KEY=VALUE (a bundle key, e.g. network_def#dropout=0.1), got {pair!r}.")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
+
+
 def _device(name: str | None) -> str | None:
     """A ``--device`` as the bundle's ``device`` expression (checked here: a missing GPU is bad input)."""
     from pipeline.workflows import resolve_device
@@ -165,7 +183,7 @@ def _training_overrides(args: argparse.Namespace) -> dict:
         "resume": args.resume,
         "existing": args.existing,
     }
-    overrides = {**_data_overrides(args), **{k: v for k, v in given.items() if v is not None}}
+    overrides = {**_data_overrides(args), **{k: v for k, v in given.items() if v is not None}, **_set_overrides(args.bundle_set)}
     overrides["progress"] = not args.no_progress and sys.stderr.isatty()
     return overrides
 
