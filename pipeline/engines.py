@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Sequence
 
 import torch
 from ignite.engine import Events
 from ignite.handlers import ProgressBar
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import IgniteMetricHandler, LrScheduleHandler, MLFlowHandler, ValidationHandler, from_engine
+from monai.handlers import IgniteMetricHandler, LrScheduleHandler, ValidationHandler, from_engine
 from monai.inferers import SlidingWindowInferer
 from monai.metrics import DiceMetric
 from monai.transforms import Compose
@@ -21,20 +20,8 @@ from transforms import get_binary_postprocessing
 
 __all__ = ["create_evaluator", "create_inferer", "create_trainer", "VAL_KEY_METRIC"]
 
-logger = logging.getLogger(__name__)
-
 #: name of the evaluator's key metric (mean Dice of the thresholded prediction)
 VAL_KEY_METRIC = "val_mean_dice"
-
-
-def _without_monai_tracking(handlers: Sequence | None) -> list:
-    """``handlers`` without the ``MLFlowHandler`` that MONAI's ``--tracking mlflow`` adds to a bundle: the bundle's
-    own :class:`~pipeline.tracking.MLflowTracker` tracks the run, with MONAI's ``tracking_uri``, ``experiment_name``
-    and ``run_name`` settings (one run, one set of metric names)."""
-    kept = [h for h in handlers or [] if not isinstance(h, MLFlowHandler)]
-    if len(kept) != len(handlers or []):
-        logger.info("--tracking mlflow: the bundle's MLflowTracker tracks this run (MONAI's MLFlowHandler is not added)")
-    return kept
 
 
 def create_inferer(roi_size: Sequence[int], sw_batch_size: int = 4, overlap: float = 0.25) -> SlidingWindowInferer:
@@ -92,7 +79,7 @@ def create_evaluator(
             )
         },
         additional_metrics=additional or None,
-        val_handlers=_without_monai_tracking(val_handlers),
+        val_handlers=list(val_handlers or []),
         amp=amp,
     )
 
@@ -146,7 +133,7 @@ def create_trainer(
             handlers.append(CosineToRunEnd(lr_scheduler))  # a resumed, extended run keeps annealing
     if evaluator is not None:
         handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True, exec_at_start=False))
-    handlers += _without_monai_tracking(train_handlers)
+    handlers += list(train_handlers or [])
     trainer = SupervisedTrainer(
         device=torch.device(device),
         max_epochs=max_epochs,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.bundle_support import load_weights
+from pipeline.bundle import load_weights
 from pipeline.checkpoint import CheckpointStore, load_training_state
 from pipeline.networks import create_unet
 from torchrun import torchrun  # tests/torchrun.py

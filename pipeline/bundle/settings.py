@@ -16,7 +16,14 @@ from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, RESUME_CHOICES
 from pipeline.checkpoint.store import CheckpointStore
 from pipeline.errors import SettingsError
 
-__all__ = ["MONAI_TRACKING_KEYS", "TOPOLOGY_TERMS", "check_override_keys", "check_training_settings", "preset_schedule"]
+__all__ = [
+    "MONAI_TRACKING_KEYS",
+    "TOPOLOGY_TERMS",
+    "check_override_keys",
+    "check_training_settings",
+    "monai_tracking_handlers_off",
+    "preset_schedule",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +33,14 @@ MONAI_TRACKING_KEYS = ("output_dir", "tracking_uri", "experiment_name", "run_nam
 TOPOLOGY_TERMS = ("cldice", "skeleton_recall")
 #: the names of "no schedule": the loss keeps its preset weights
 _CONSTANT = (None, "none", "constant")
+
+
+def monai_tracking_handlers_off() -> bool:
+    """The bundle's ``is_not_rank0``: True, which disables the ``MLFlowHandler`` objects that MONAI's ``--tracking mlflow``
+    adds (their ``_disabled_`` is ``@is_not_rank0``), so they are never built and open no store of their own. The
+    bundle's :class:`~pipeline.tracking.MLflowTracker` tracks the run instead (on by default, ``mlflow: false`` turns
+    it off), with MONAI's ``tracking_uri``, ``experiment_name`` and ``run_name`` keys, and only on rank 0."""
+    return True
 
 
 def check_override_keys() -> None:
@@ -118,10 +133,10 @@ def preset_schedule(
     ``"default"`` is the preset's own schedule: its topology terms (:data:`TOPOLOGY_TERMS`) faded in from 0 by a
     cosine after a warm-up of 3/8 of the run, over 1/4 of it (15 and 10 epochs of a 40-epoch run), ``params``
     overriding these; a preset without a topology term keeps its weights. ``None``/``"none"``/``"constant"``: the
-    preset's weights throughout.
+    preset's weights throughout (the ``constant`` schedule, so the same handler publishes them).
 
     Returns:
-        ``(name, params)`` for :class:`~pipeline.schedules.LossScheduleHandler`; name None for constant weights.
+        ``(name, params)`` for :class:`~pipeline.schedules.LossScheduleHandler`.
 
     Raises:
         SettingsError: unknown schedule or parameter, parameters without a schedule, or a schedule that does not fit
@@ -140,7 +155,7 @@ def preset_schedule(
     if schedule in _CONSTANT:
         if params:
             raise SettingsError(f"loss_schedule_params {params} are given without a loss_schedule to take them.")
-        return None, {}
+        return "constant", {}
     built = create_schedule(schedule, loss.weights, params)
     if hasattr(built, "set_run_length"):
         built.set_run_length(epochs)  # a warm-up longer than the run fails here, not at epoch 1
