@@ -258,6 +258,7 @@ def test_a_copied_bundle_trains_and_infers_from_where_it_lies(tiny_dataset, tmp_
     bundle_run(config_file="configs/train.json", epochs=1, num_samples=1, progress=False, tracking="mlflow", **tiny)
     models = copy / "models"
     assert {"model.pt", "config.json", "history.json", "mlflow.db"} <= {p.name for p in models.iterdir()}
+    assert not list(models.glob("config_*.json"))  # MONAI's executed-config copy is off: config.json is the one
     assert json.loads((models / "config.json").read_text())["network_def"]["channels"] == [4, 8]
     client = import_mlflow().MlflowClient(f"sqlite:///{models / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("coronary_vessel_seg").experiment_id])
