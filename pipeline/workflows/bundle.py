@@ -97,7 +97,7 @@ def train_bundle(output_dir: str | Path, overrides: Mapping[str, Any] | None = N
             strategy, patch size, resume choice, an earlier run in the folder), before anything is written.
     """
     out = Path(output_dir).absolute()
-    paths = {"ckpt_dir": str(out), "checkpoint_dir": str(out / "checkpoints")}
+    paths = {"ckpt_dir": str(out), "checkpoint_dir": str(out / "checkpoints"), "run_name": out.name}
     train = _workflow(_configs("train"), "train", {**paths, **dict(overrides or {})})
     finished, seconds = _run(train)
     finished = finished[0]
