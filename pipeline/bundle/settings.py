@@ -101,10 +101,12 @@ def check_training_settings(
     if not isinstance(learning_rate, (int, float)) or not learning_rate > 0 or not math.isfinite(learning_rate):
         raise SettingsError(f"learning_rate must be a number > 0, got {learning_rate!r}.")
     factor = math.prod(int(s) for s in strides)
-    if len(patch_size) != 3 or any(_positive_int("patch_size", p) % factor for p in patch_size):
+    sizes = list(patch_size) if isinstance(patch_size, (list, tuple)) else [patch_size]
+    if len(sizes) != 3 or any(_positive_int("patch_size", p) % factor for p in sizes):
+        fitting = [max(factor, p // factor * factor) for p in sizes] if len(sizes) == 3 else [4 * factor] * 3
         raise SettingsError(
-            f"patch_size {list(patch_size)} must be three sizes divisible by {factor} (the product of the network's "
-            f"strides {list(strides)}), e.g. {[max(factor, (p // factor) * factor) for p in patch_size] if len(patch_size) == 3 else [64, 64, 32]}."
+            f"patch_size {sizes} must be three sizes divisible by {factor} (the product of the network's strides "
+            f"{list(strides)}), e.g. {fitting}."
         )
     if resume is not None and resume not in RESUME_CHOICES and not Path(str(resume)).is_file():
         raise SettingsError(f"resume must be one of {list(RESUME_CHOICES)} or a checkpoint file, got {resume!r}.")
