@@ -70,9 +70,11 @@ def test_train_writes_checkpoints_model_and_history(trained):
     trainer = wf.parser.get_parsed_content("train#trainer")
     assert trainer.state.epoch == 2
     metrics = wf.parser.get_parsed_content("validate#evaluator").state.metrics
-    assert set(metrics) == {"val_mean_dice", "val_hd95_mm", "val_nsd"}
+    assert set(metrics) == {"val_mean_dice", "val_hd95_mm", "val_hd95_mm_worst_cases", "val_nsd"}
     assert 0.0 <= metrics["val_mean_dice"] <= 1.0 and 0.0 <= metrics["val_nsd"] <= 1.0
-    assert metrics["val_hd95_mm"] >= 0.0  # mm, or inf when the prediction is empty
+    # mm; a case with an empty prediction counts as the volume's diagonal, never inf, and is counted
+    assert 0.0 <= metrics["val_hd95_mm"] < float("inf")
+    assert metrics["val_hd95_mm_worst_cases"] in (0, 1, 2)
     store = CheckpointStore(root / "models" / "checkpoints", "unet")
     assert [e.epoch for e in store.entries][-1] == 2 and "final" in store.entries[-1].reasons
     state = load_training_state(store.path(store.entries[-1]))
