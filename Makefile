@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m pipeline demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache *.egg-info
