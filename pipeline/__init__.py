@@ -13,7 +13,24 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["CheckpointError", "InputError", "SettingsError"], "pipeline.errors"),
-    **dict.fromkeys(["DatasetError", "check_items", "check_pair", "load_datalist", "make_loader"], "pipeline.data"),
+    **dict.fromkeys(
+        [
+            "DatasetError",
+            "DatasetFingerprint",
+            "Plan",
+            "PlanSettings",
+            "check_items",
+            "check_pair",
+            "compute_fingerprint",
+            "load_datalist",
+            "load_plan",
+            "make_loader",
+            "make_plan",
+            "plan_dataset",
+            "plan_overrides",
+        ],
+        "pipeline.data",
+    ),
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.handlers",
     "MLflowTracker": "pipeline.tracking",

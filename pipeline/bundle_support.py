@@ -15,6 +15,7 @@ from ignite.engine import Engine, Events
 
 from pipeline.checkpoint import CheckpointHandler, load_training_state, resolve_checkpoint
 from pipeline.data import DatasetError, check_items, load_datalist
+from pipeline.data.plan import load_plan, plan_overrides
 from pipeline.errors import CheckpointError, SettingsError
 from pipeline.evaluation import CasePair, EvaluationSettings, format_results_table, run_evaluation
 from pipeline.evaluation.pairing import NIFTI_SUFFIXES
@@ -24,6 +25,7 @@ __all__ = [
     "CaseReportHandler",
     "bundle_path",
     "checked_datalist",
+    "dataset_plan",
     "export_weights",
     "finish_training",
     "image_files",
@@ -54,6 +56,18 @@ def checked_datalist(
     items = load_datalist(dataset_dir, split, datalist, keys=tuple(keys))
     check_items(items)
     return items
+
+
+def dataset_plan(dataset_dir: str) -> dict[str, Any]:
+    """The bundle settings of ``dataset_dir/plan.json`` (``vessel-pipeline plan``), ``{}`` when there is none.
+
+    ``train.json`` reads its data-dependent keys through this (``"$@plan.get('pixdim', <default>)"``), so a plan
+    replaces the defaults and an explicit override replaces the plan.
+
+    Raises:
+        DatasetError: a plan of another schema version or one that cannot be read.
+    """
+    return plan_overrides(load_plan(dataset_dir))
 
 
 def image_files(folder: str, pattern: str = "*_image.nii.gz") -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ Commands:
                     checkpoint on a list of the datalist (--checkpoint: infer, then score)
     infer           sliding-window inference of NIfTI images with a checkpoint, written on each input's grid
     make-phantoms   generate synthetic coronary-like CT volumes and labels
+    plan            fingerprint a dataset and write its training plan (DATASET_DIR/plan.json)
 
 Exit codes: 0 done, 1 some case could not be scored (the reasons are in the table and the CSV), 2 bad command input.
 """
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.cli_plan import add_plan_parser, run_plan
 from pipeline.data.datalist import AFFINE_TOLERANCE_MM
 from pipeline.workflows.config import DEFAULT_DATA
 
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--spacing", type=float, nargs=3, default=(0.4, 0.4, 0.6), metavar=("X", "Y", "Z"))
     ph.add_argument("--trees", type=int, default=2, help="vessel trees per volume")
     ph.add_argument("--split", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
+    add_plan_parser(sub)
     return parser
 
 
@@ -335,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1 if report.n_failed else 0
         elif args.command == "infer":
             _infer(args)
+        elif args.command == "plan":
+            run_plan(args)
         elif args.command == "demo":
             report = _demo(args)
             return 1 if report.n_failed else 0

@@ -74,7 +74,7 @@ def bundle_training_config(parser, output_dir: str) -> TrainingConfig:
         epochs=int(parser.get_parsed_content("epochs")),
         val_interval=int(parser.get_parsed_content("val_interval")),
         patch_size=tuple(parser.get_parsed_content("patch_size")),
-        pixdim=tuple(parser.get_parsed_content("pixdim")),
+        pixdim=None if parser.get_parsed_content("pixdim") is None else tuple(parser.get_parsed_content("pixdim")),
         hu_window=tuple(parser.get_parsed_content("hu_window")),
         learning_rate=float(parser.get_parsed_content("learning_rate")),
         channels=tuple(network("channels")),
