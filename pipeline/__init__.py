@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.handlers",
+    "TimeBudget": "pipeline.time_budget",
     "MLflowTracker": "pipeline.tracking",
     **dict.fromkeys(["TrainingManager", "create_training_manager", "quick_training_setup"], "pipeline.training"),
     "create_unet": "pipeline.networks",

@@ -94,7 +94,9 @@ def _paths(output_dir: Path) -> dict[str, str]:
     return {"ckpt_dir": str(output_dir), "checkpoint_dir": str(output_dir / "checkpoints")}
 
 
-def train_bundle(output_dir: str, overrides: Mapping[str, Any] | None = None) -> TrainingResult:
+def train_bundle(
+    output_dir: str, overrides: Mapping[str, Any] | None = None, time_budget: float | None = None, clock: str = "process"
+) -> TrainingResult:
     """Train with the bundle's ``train.json`` into ``output_dir``.
 
     ``output_dir`` then holds ``checkpoints/`` (the checkpoint handler's files and manifest), ``model.pt`` (the best
@@ -104,6 +106,9 @@ def train_bundle(output_dir: str, overrides: Mapping[str, Any] | None = None) ->
     Args:
         output_dir: the run's folder.
         overrides: bundle keys to override (``dataset_dir``, ``epochs``, ``patch_size``, ``network_def#channels``, ...).
+        time_budget: seconds of training time after which training ends (:class:`~pipeline.time_budget.TimeBudget`,
+            fitted to the bundle's evaluator and learning-rate schedule); ``None`` for the bundle's ``epochs`` alone.
+        clock: the budget's clock, ``"process"`` (CPU time) or ``"wall"``.
 
     Raises:
         InputError: bad input found by the bundle (dataset, datalist, preset, schedule, strategy, checkpoint), before
@@ -116,6 +121,15 @@ def train_bundle(output_dir: str, overrides: Mapping[str, Any] | None = None) ->
     _step(train, "initialize")
     out.mkdir(parents=True, exist_ok=True)
     bundle_training_config(train.parser, str(out)).save(out / CONFIG_NAME)
+    if time_budget is not None:
+        from pipeline.time_budget import TimeBudget
+
+        TimeBudget(
+            time_budget,
+            clock,
+            evaluator=train.parser.get_parsed_content("validate#evaluator"),
+            lr_scheduler=train.parser.get_parsed_content("lr_scheduler"),
+        ).attach(train.parser.get_parsed_content("train#trainer"))
     start = time.perf_counter()
     _step(train, "run")
     seconds = time.perf_counter() - start
