@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.handlers",
     "TimeBudget": "pipeline.time_budget",
+    **dict.fromkeys(["mean_ci", "paired_wilcoxon", "summarize_recipes"], "pipeline.evaluation.statistics"),
+    **dict.fromkeys(["RECIPES", "run_comparison"], "pipeline.workflows.comparison"),
     "MLflowTracker": "pipeline.tracking",
     **dict.fromkeys(["TrainingManager", "create_training_manager", "quick_training_setup"], "pipeline.training"),
     "create_unet": "pipeline.networks",

@@ -8,6 +8,7 @@ Commands:
     infer           sliding-window inference of NIfTI images with a checkpoint, written on each input's grid
     make-phantoms   generate synthetic coronary-like CT volumes and labels
     plan            fingerprint a dataset and write its training plan (DATASET_DIR/plan.json)
+    compare         train recipes with several seeds on a dataset and compare them on its test list, with statistics
 
 Exit codes: 0 done, 1 some case could not be scored (the reasons are in the table and the CSV), 2 bad command input.
 """
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.cli_compare import add_compare_parser, run_compare
 from pipeline.cli_plan import add_plan_parser, run_plan
 from pipeline.data.datalist import AFFINE_TOLERANCE_MM
 from pipeline.workflows.config import DEFAULT_DATA
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--trees", type=int, default=2, help="vessel trees per volume")
     ph.add_argument("--split", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
     add_plan_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 
@@ -340,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _infer(args)
         elif args.command == "plan":
             run_plan(args)
+        elif args.command == "compare":
+            run_compare(args)
         elif args.command == "demo":
             report = _demo(args)
             return 1 if report.n_failed else 0
