@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.evaluation.statistics import mean_ci
 from pipeline.phantoms import PhantomConfig, write_phantom_dataset
-from pipeline.workflows.comparison import parse_duration, run_comparison, write_comparison
+from pipeline.workflows.comparison import parse_duration, run_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 #: a tiny network, two epochs, a loss schedule that fits into them
@@ -87,33 +88,37 @@ def test_report_numbers_match_the_runs_cases(uninterrupted):
 
 
 def test_killed_comparison_continues_to_the_same_report(compare_data, uninterrupted, tmp_path):
-    """One seed: the runs of seed 0 do not depend on how many seeds follow, so the uninterrupted comparison's seed-0
-    runs are the reference."""
+    """The uninterrupted comparison's folder without its last run and reports: a rerun in a child process reads the
+    three finished runs back and trains the last one; it is killed during that training, then run again."""
     out = tmp_path / "out"
+    shutil.copytree(uninterrupted[0], out)
+    last = out / "pre_plan" / "seed1"
+    shutil.rmtree(last)
+    for name in ("results.csv", "summary.csv", "report.md", "comparison.png"):
+        (out / name).unlink()
     code = (
         "import sys, json; from pipeline.workflows.comparison import run_comparison; "
-        f"run_comparison(sys.argv[1], sys.argv[2], {RECIPES!r}, seeds=1, epochs=2, device='cpu', "
+        f"run_comparison(sys.argv[1], sys.argv[2], {RECIPES!r}, seeds=2, epochs=2, device='cpu', "
         "overrides=json.loads(sys.argv[3]))"
     )
     child = subprocess.Popen(
         [sys.executable, "-c", code, str(compare_data), str(out), json.dumps(TINY)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    # kill it while the second run trains: the first is finished, the second has its epoch-1 checkpoint
-    second = out / "pre_plan" / "seed0"
-    deadline = time.monotonic() + 300
-    while not list((second / "checkpoints").glob("*.pt")) and child.poll() is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 300  # killed once the last run has its epoch-1 checkpoint, during epoch 2
+    while not list((last / "checkpoints").glob("*.pt")) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert (out / "default" / "seed0" / "cases.csv").is_file() and not (second / "cases.csv").is_file()
+    assert list((last / "checkpoints").glob("*.pt")) and not (last / "cases.csv").is_file()
     assert not (out / "results.csv").exists()
 
-    run_comparison(compare_data, out, RECIPES, seeds=1, epochs=2, device="cpu", overrides=TINY)
-    reference = [r for r in _csv(uninterrupted[0] / "results.csv") if r["seed"] == "0"]
-    assert _csv(out / "results.csv") == reference
-    write_comparison(reference, tmp_path, "default", "reference")
-    assert (out / "summary.csv").read_text() == (tmp_path / "summary.csv").read_text()
+    _compare(compare_data, out)
+    for name in ("results.csv", "summary.csv"):
+        assert (out / name).read_text() == (uninterrupted[0] / name).read_text()
+    assert (out / "pre_plan" / "seed1" / "cases.csv").read_text() == (
+        uninterrupted[0] / "pre_plan" / "seed1" / "cases.csv"
+    ).read_text()
 
 
 def test_bad_input_is_one_line(compare_data, tmp_path, capsys):

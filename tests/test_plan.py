@@ -21,7 +21,6 @@ from pipeline.data import (
     load_datalist,
     load_plan,
     make_plan,
-    plan_dataset,
     plan_overrides,
     vessel_radii,
 )
