@@ -1,9 +1,9 @@
 """Learning benchmark: training recipes at equal training time on held-out phantoms, scored by the evaluation tool,
 with 95 % confidence intervals and paired Wilcoxon signed-rank tests against a plain MONAI baseline.
 
-Run (the real numbers; see docs/benchmarks.md for the time it takes)::
+Run (the real numbers; see docs/benchmarks.md for the commands of each kind and the time they take)::
 
-    .venv/bin/python bench/bench_learning.py --kind tubes --seeds 3 --budget 240 --out runs/bench_learning_tubes
+    .venv/bin/python bench/bench_learning.py --kind ccta --seeds 3 --budget 480 --out runs/bench_learning_ccta
 
 and a smoke run that proves the harness end to end in a few minutes::
 
@@ -12,8 +12,10 @@ and a smoke run that proves the harness end to end in a few minutes::
 What happens:
 
 1. a dataset is generated from generator seeds never used for tuning (``--data-seed``, default 9100): ``--train``
-   training, ``--val`` validation and ``--test`` (>= 12) test volumes of ``--kind`` (``tubes``: the project's tube
-   phantoms; ``tubes_shifted``: the same at another spacing and intensity range);
+   training, ``--val`` validation and ``--test`` (>= 12) test volumes of ``--kind`` (``ccta``: CT-angiography crops
+   around the heart, the default; ``tubes``: the project's old tube phantoms; ``tubes_shifted``: the tubes at
+   another spacing and intensity range). The project's defaults were tuned on ``ccta`` seed 0 (``data_samples/``)
+   and ``tubes`` seeds 0-7;
 2. ``vessel-pipeline plan`` writes its ``plan.json`` (the project's recipes and ``nnunet_style`` read it);
 3. every recipe trains once per seed for the same training time (``--budget`` seconds of this process's CPU time,
    validation excluded; :class:`pipeline.time_budget.TimeBudget`), the recipes of one seed one after the other so
@@ -24,7 +26,7 @@ What happens:
    seed means, the mean paired difference to the baseline with its interval, and the Wilcoxon signed-rank p-value.
 
 Recipes: ``monai_baseline`` and ``nnunet_style`` are plain MONAI scripts (``bench/plain_monai.py``); the others are
-the recipes of ``vessel-pipeline compare`` (:data:`pipeline.workflows.comparison.RECIPES`), run through the project's
+the recipes of ``vessel-pipeline compare`` (:data:`pipeline.recipes.RECIPES`), run through the project's
 bundle (``bundles/coronary_vessel_seg``, MONAI's ``ConfigWorkflow``) with overrides of its keys: ``default`` as shipped
 (with the dataset's plan), ``pre_plan`` with the settings the bundle had before plans (tuned on the project's own
 phantoms), ``cldice`` with the clDice preset faded in.
@@ -42,7 +44,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -53,21 +55,23 @@ from plain_monai import PLAIN_RECIPES, train_plain  # noqa: E402
 
 from pipeline.data.plan import PlanSettings, plan_dataset  # noqa: E402
 from pipeline.evaluation import CasePair, EvaluationSettings, run_evaluation  # noqa: E402
-from pipeline.phantoms import PhantomConfig, write_phantom_dataset  # noqa: E402
-from pipeline.workflows.comparison import RECIPES as BUNDLE_RECIPES  # noqa: E402
+from pipeline.phantoms import CCTAConfig, PhantomConfig, write_phantom_dataset  # noqa: E402
+from pipeline.recipes import RECIPES as BUNDLE_RECIPES  # noqa: E402
 from pipeline.workflows.comparison import run_recipe, write_comparison  # noqa: E402
 
 BASELINE = "monai_baseline"
 MIN_TEST_CASES = 12
 RECIPES = PLAIN_RECIPES + tuple(BUNDLE_RECIPES)
 
-#: phantom kinds: PhantomConfig arguments (shape comes from --shape)
-KINDS: dict[str, dict[str, Any]] = {
-    "tubes": {"spacing": (0.4, 0.4, 0.6)},
-    # another scanner: coarser voxels, brighter contrast, denser tissue and noisier
-    "tubes_shifted": {
-        "spacing": (0.5, 0.5, 0.8), "tissue_hu": 70.0, "fat_hu": -40.0, "lumen_hu": (450.0, 650.0), "noise_hu": 30.0,
-    },
+#: phantom kind -> its configuration for a given --shape (for ``ccta``: the crop rendered around the heart)
+KINDS: dict[str, Callable[[tuple[int, int, int]], Any]] = {
+    # CT-angiography crops: heart, blood pools, coronaries, veins, plaque; spacing drawn per case (docs/data.md)
+    "ccta": lambda shape: CCTAConfig(crop=shape),
+    "tubes": lambda shape: PhantomConfig(shape=shape, spacing=(0.4, 0.4, 0.6)),
+    # the tubes at another scanner's spacing and intensities: coarser voxels, brighter contrast, denser tissue, noisier
+    "tubes_shifted": lambda shape: PhantomConfig(
+        shape=shape, spacing=(0.5, 0.5, 0.8), tissue_hu=70.0, fat_hu=-40.0, lumen_hu=(450.0, 650.0), noise_hu=30.0
+    ),
 }
 
 logger = logging.getLogger("bench_learning")
@@ -79,8 +83,7 @@ def make_dataset(out: Path, kind: str, shape: tuple[int, int, int], data_seed: i
     if not (data / "plan.json").is_file():
         if data.exists():
             shutil.rmtree(data)
-        config = PhantomConfig(shape=shape, **KINDS[kind])
-        write_phantom_dataset(data, sum(n), config, seed=data_seed, fractions=n, prefix=kind)
+        write_phantom_dataset(data, sum(n), KINDS[kind](shape), seed=data_seed, fractions=n, prefix=kind)
         plan_dataset(data, settings=PlanSettings(device="cpu"))
     return data
 
@@ -116,21 +119,21 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="results folder (reruns continue in it)")
-    p.add_argument("--kind", default="tubes", choices=sorted(KINDS))
+    p.add_argument("--kind", default="ccta", choices=sorted(KINDS))
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe (>= 3)")
     p.add_argument("--budget", type=float, default=240.0, help="seconds of training time per run")
     p.add_argument("--clock", default="process", choices=("process", "wall"))
-    p.add_argument("--shape", type=int, nargs=3, default=(96, 96, 64))
+    p.add_argument("--shape", type=int, nargs=3, default=(96, 96, 80), help="volume (ccta: crop) shape")
     p.add_argument("--train", type=int, default=8)
     p.add_argument("--val", type=int, default=2)
     p.add_argument("--test", type=int, default=12)
     p.add_argument("--data-seed", type=int, default=9100, help="generator seed (never used for tuning)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--tiny", action="store_true", help="smoke run: 40x40x32 volumes, 3 training cases, 8 s budgets")
+    p.add_argument("--tiny", action="store_true", help="smoke run: 48x48x32 volumes, 3 training cases, 8 s budgets")
     args = p.parse_args(argv)
     if args.tiny:
-        args.shape, args.train, args.val, args.budget = (40, 40, 32), 3, 1, min(args.budget, 8.0)
+        args.shape, args.train, args.val, args.budget = (48, 48, 32), 3, 1, min(args.budget, 8.0)
     unknown = [r for r in args.recipes if r not in RECIPES]
     if unknown:
         p.error(f"unknown recipes {unknown}; valid recipes: {list(RECIPES)}")

@@ -35,11 +35,15 @@ _EXPORTS: dict[str, str] = {
     "EpochSummaryLogger": "pipeline.handlers",
     "TimeBudget": "pipeline.time_budget",
     **dict.fromkeys(["mean_ci", "paired_wilcoxon", "summarize_recipes"], "pipeline.evaluation.statistics"),
-    **dict.fromkeys(["RECIPES", "run_comparison"], "pipeline.workflows.comparison"),
+    "RECIPES": "pipeline.recipes",
+    "run_comparison": "pipeline.workflows.comparison",
     "MLflowTracker": "pipeline.tracking",
     **dict.fromkeys(["TrainingManager", "create_training_manager", "quick_training_setup"], "pipeline.training"),
     "create_unet": "pipeline.networks",
-    **dict.fromkeys(["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset"], "pipeline.phantoms"),
+    **dict.fromkeys(
+        ["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset", "CCTAConfig", "make_ccta_phantom"],
+        "pipeline.phantoms",
+    ),
     **dict.fromkeys(
         [
             "CaseScore",
@@ -101,12 +105,18 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         [
             "METRICS",
+            "CasePair",
+            "EvaluationSettings",
             "SparseMask",
             "VesselMetric",
             "binary_metrics",
             "evaluate_pairs",
             "monai_reference_metrics",
+            "pair_by_name",
+            "read_pairs_file",
             "run_evaluation",
+            "volume_diagonal_mm",
+            "worst_value",
         ],
         "pipeline.evaluation",
     ),

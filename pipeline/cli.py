@@ -25,8 +25,10 @@ from typing import Sequence
 
 from pipeline.cli_compare import add_compare_parser, run_compare
 from pipeline.cli_plan import add_plan_parser, run_plan
-from pipeline.data.datalist import AFFINE_TOLERANCE_MM
-from pipeline.workflows.config import DEFAULT_DATA
+from pipeline.evaluation import command as evaluate_files
+
+#: the repository's sample data, whatever the current folder (here, not imported: --help must not import torch)
+DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "data_samples")
 
 __all__ = ["main", "build_parser"]
 
@@ -69,23 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate",
         help="score prediction files against labels (--pred/--label or --pairs), or a checkpoint (--checkpoint)",
-        description="Score binary (or, with --labels, multi-label) prediction NIfTI files against their labels in mm: "
-        "Dice, IoU, precision, recall, volume difference, clDice, HD95, ASSD, NSD, component counts. Writes "
-        "cases.csv, summary.json and evaluation.png to --out. With --checkpoint, the datalist's images are "
-        "predicted first (the former behaviour of this command).",
+        description=evaluate_files.DESCRIPTION,
     )
-    files = ev.add_argument_group("scoring files")
-    files.add_argument("--pred", default=None, help="folder of prediction NIfTI files")
-    files.add_argument("--label", default=None, help="folder of label NIfTI files (paired by name)")
-    files.add_argument("--pairs", default=None, help="CSV or JSON list of prediction/label pairs instead")
-    files.add_argument("--tolerance-mm", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
-    files.add_argument("--labels", type=int, nargs="+", default=None, help="label values of multi-label files")
-    files.add_argument("--betti1", action="store_true", help="also count tunnels (first Betti number)")
-    files.add_argument("--geometry-tolerance-mm", type=float, default=AFFINE_TOLERANCE_MM,
-                       help="largest affine difference between prediction and label (mm)")
-    files.add_argument("--workers", type=int, default=1, help="worker processes")
-    ev.add_argument("--out", "--output-dir", dest="out", default=None,
-                    help="write cases.csv, summary.json, evaluation.png (and predictions with --checkpoint) here")
+    evaluate_files.add_arguments(ev)
     ckpt = ev.add_argument_group("scoring a checkpoint")
     ckpt.add_argument("--checkpoint", default=None, help=_CHECKPOINT_HELP)
     ckpt.add_argument("--dataset-dir", default=str(DEFAULT_DATA))
@@ -103,9 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--out", required=True, help="output folder")
     ph.add_argument("--num", type=int, default=10, help="number of image/label pairs")
     ph.add_argument("--seed", type=int, default=0)
-    ph.add_argument("--shape", type=int, nargs=3, default=(96, 96, 64), metavar=("X", "Y", "Z"))
-    ph.add_argument("--spacing", type=float, nargs=3, default=(0.4, 0.4, 0.6), metavar=("X", "Y", "Z"))
-    ph.add_argument("--trees", type=int, default=2, help="vessel trees per volume")
+    ph.add_argument("--kind", choices=("tubes", "ccta"), default="tubes", help="tubes in a box, or a realistic chest CT")
+    ph.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), help="tubes: 96 96 64; ccta: 512 512 224-288")
+    ph.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"), help="tubes: 0.4 0.4 0.6; ccta: drawn")
+    ph.add_argument("--crop", type=int, nargs=3, metavar=("X", "Y", "Z"), help="ccta: render only this window around the heart")
+    ph.add_argument("--segments", action="store_true", help="ccta: also write <case>_segments.nii.gz (named segments)")
+    ph.add_argument("--trees", type=int, default=2, help="tubes: vessel trees per volume")
     ph.add_argument("--split", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
     add_plan_parser(sub)
     add_compare_parser(sub)
@@ -205,30 +196,6 @@ def _demo(args: argparse.Namespace):
     return report
 
 
-def _score_files(pairs, out, settings, workers: int, title: str):
-    from pipeline.evaluation import format_results_table, run_evaluation
-
-    report = run_evaluation(pairs, out, settings, workers)
-    print(f"\n{title}\n")
-    print(format_results_table(report.results))
-    if report.files:
-        print(f"\nwrote {', '.join(str(p) for p in report.files.values())}")
-    if report.n_failed:
-        print(f"error: {report.n_failed} of {len(report.results)} cases could not be scored (see the table).", file=sys.stderr)
-    return report
-
-
-def _settings(args: argparse.Namespace):
-    from pipeline.evaluation import EvaluationSettings
-
-    return EvaluationSettings(
-        tolerance_mm=args.tolerance_mm,
-        labels=None if args.labels is None else tuple(args.labels),
-        betti1=args.betti1,
-        geometry_tolerance_mm=args.geometry_tolerance_mm,
-    )
-
-
 def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device, settings=None, workers: int = 1):
     """Predict one list of the datalist with a checkpoint, print the Dice table, then score the written predictions
     with the evaluation tool (into ``output_dir/evaluation``)."""
@@ -255,27 +222,13 @@ def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device, sett
         out = None if output_dir is None else Path(output_dir) / "evaluation"
         settings = settings or EvaluationSettings()
         title = f"evaluation tool (mm, NSD tolerance {settings.tolerance_mm:g} mm):"
-        report = _score_files(pairs, out, settings, workers, title)
+        report = evaluate_files.score_and_report(pairs, out, settings, workers, title)
     return scores, report
 
 
 def _evaluate_command(args: argparse.Namespace):
-    from pipeline.errors import InputError
-    from pipeline.evaluation import pair_by_name, read_pairs_file
-
-    given = [name for name in ("pred", "label", "pairs") if getattr(args, name) is not None]
-    if args.checkpoint is not None:
-        if given:
-            raise InputError(f"--checkpoint predicts the datalist's images itself; drop {['--' + g for g in given]}.")
-        settings = _settings(args)
-        return _evaluate(args.checkpoint, args.dataset_dir, args.datalist, args.split, args.out, args.device, settings, args.workers)[1]
-    if args.pairs is not None and (args.pred or args.label):
-        raise InputError("give either --pairs or --pred with --label, not both.")
-    if args.pairs is None and not (args.pred and args.label):
-        raise InputError("evaluate needs --pred DIR and --label DIR, or --pairs LIST (or --checkpoint to score a checkpoint).")
-    settings = _settings(args)
-    pairs = read_pairs_file(args.pairs) if args.pairs else pair_by_name(args.pred, args.label)
-    return _score_files(pairs, args.out, settings, args.workers, f"{len(pairs)} cases (mm, NSD tolerance {args.tolerance_mm:g} mm):")
+    return evaluate_files.run(args, checkpoint=lambda settings: _evaluate(
+        args.checkpoint, args.dataset_dir, args.datalist, args.split, args.out, args.device, settings, args.workers)[1])
 
 
 def _input_images(inputs: Sequence[str]) -> list[str]:
@@ -326,11 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "make-phantoms":
-            from pipeline.phantoms import PhantomConfig, write_phantom_dataset
+            from pipeline.phantoms import phantom_config, write_phantom_dataset
 
-            cfg = PhantomConfig(shape=tuple(args.shape), spacing=tuple(args.spacing), n_trees=args.trees)
+            cfg = phantom_config(args.kind, args.shape, args.spacing, args.trees, args.crop)
             try:
-                path = write_phantom_dataset(args.out, args.num, cfg, seed=args.seed, fractions=args.split)
+                path = write_phantom_dataset(args.out, args.num, cfg, args.seed, args.split, segments=args.segments)
             except RuntimeError as e:  # no room for the requested trees
                 raise InputError(f"{e}; ask for fewer --trees or a larger --shape.") from None
             print(f"wrote {args.num} image/label pairs and {path}")

@@ -11,7 +11,7 @@ __all__ = ["add_compare_parser", "run_compare"]
 
 def add_compare_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``compare`` command on the CLI's sub-parsers."""
-    from pipeline.workflows.comparison import RECIPES
+    from pipeline.recipes import RECIPES
 
     p = sub.add_parser(
         "compare",

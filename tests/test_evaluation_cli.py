@@ -64,7 +64,8 @@ def test_outputs_and_values(work, capsys):
     code, rows = _evaluate(work, "--tolerance-mm", "0.5")
     assert code == 0
     assert [r["case"] for r in rows] == list(CASES) and {r["status"] for r in rows} == {"ok"}
-    assert list(rows[0])[:9] == ["case", "label", "status", "reason", "empty", "prediction", "reference", "spacing_mm", "seconds"]
+    assert list(rows[0])[:11] == ["case", "label", "status", "reason", "empty", "worst", "notes", "prediction", "reference",
+                                  "spacing_mm", "seconds"]
     for column in ("Dice", "IoU", "Precision", "Recall", "VolumeDiff_ml", "clDice", "HD95_mm", "ASSD_mm", "NSD", "beta0_error"):
         assert column in rows[0]
     # the file values are the MONAI reference values of the same arrays with the header spacing
@@ -133,12 +134,18 @@ def test_empty_prediction_is_flagged_not_fatal(work, capsys):
     _save(np.zeros(SHAPE, np.uint8), affine, _pred(work, "case_2"))
     code, rows = _evaluate(work)
     assert code == 0
-    assert rows[2]["empty"] == "pred" and rows[2]["HD95_mm"] == "inf" and float(rows[2]["Dice"]) == 0.0
+    # the distance that cannot be measured counts as the worst value, the field of view's diagonal, and says so
+    diagonal = float(np.linalg.norm(np.multiply(SHAPE, SPACING)))
+    assert rows[2]["empty"] == "pred" and float(rows[2]["HD95_mm"]) == pytest.approx(diagonal) and float(rows[2]["Dice"]) == 0.0
+    assert rows[2]["worst"] == "HD95_mm HD_mm ASSD_mm" and rows[1]["worst"] == ""
     summary = json.loads((work / "out" / "summary.json").read_text())
-    assert summary["metric_per_case"][2]["metrics"]["1"]["HD95_mm"] is None
-    assert summary["nonfinite"]["1"]["HD95_mm"] == 1
-    assert summary["mean"]["1"]["HD95_mm"] == pytest.approx(np.mean([float(r["HD95_mm"]) for r in rows[:2]]))
-    assert "empty: pred" in capsys.readouterr().out
+    assert summary["metric_per_case"][2]["metrics"]["1"]["HD95_mm"] == pytest.approx(diagonal)
+    assert summary["metric_per_case"][2]["worst"] == {"1": ["HD95_mm", "HD_mm", "ASSD_mm"]}
+    assert summary["n_worst"]["1"]["HD95_mm"] == 1 and summary["n"]["1"]["HD95_mm"] == 3
+    assert summary["mean"]["1"]["HD95_mm"] == pytest.approx(np.mean([float(r["HD95_mm"]) for r in rows]))
+    assert summary["mean"]["1"]["HD95_mm"] > max(float(r["HD95_mm"]) for r in rows[:2])  # worse, never better
+    printed = capsys.readouterr().out
+    assert "empty: pred" in printed and "worst values in the means: HD95_mm 1, ASSD_mm 1" in printed
 
 
 def _damage_missing_prediction(root):
@@ -154,7 +161,7 @@ def _damage_missing_label(root):
 def _damage_shape(root):
     img = nib.load(_pred(root, "case_1"))
     _save(np.asarray(img.dataobj)[:, :, :-2], img.affine, _pred(root, "case_1"))
-    return "has shape (32, 32, 22) but its label"
+    return "have different shapes ((32, 32, 22) vs (32, 32, 24))"
 
 
 def _damage_affine(root):
@@ -162,20 +169,20 @@ def _damage_affine(root):
     affine = img.affine.copy()
     affine[:3, 3] += 0.5
     _save(np.asarray(img.dataobj), affine, _pred(root, "case_1"))
-    return "are on different grids (affines differ by up to 0.5 mm); tolerance 0.001 mm"
+    return "are on different grids: voxel centres up to 0.866 mm apart (tolerance 0.001 mm)"
 
 
 def _damage_spacing(root):
     img = nib.load(_pred(root, "case_1"))
     _save(np.asarray(img.dataobj), img.affine @ np.diag([1.0, 1.0, 1.25, 1.0]), _pred(root, "case_1"))
-    return "spacing (0.4, 0.4, 0.75) vs (0.4, 0.4, 0.6) mm"
+    return "prediction LPS, spacing (0.4, 0.4, 0.75) mm, origin (6.2, 6.2, -120.0) mm, shape (32, 32, 24); label LPS, spacing (0.4, 0.4, 0.6) mm"
 
 
 def _damage_values(root):
     img = nib.load(_pred(root, "case_1"))
     probabilities = np.asarray(img.dataobj).astype(np.float32) * 0.8
     _save(probabilities, img.affine, _pred(root, "case_1"))
-    return "must be binary (0 and 1), but has values such as [0.800000011920929]"
+    return "must be binary (0 and 1), but has values such as 0.8; a probability map? pass --threshold 0.5"
 
 
 def _damage_nan(root):
@@ -219,14 +226,20 @@ def test_bad_case_is_reported_and_the_others_scored(work, capsys, damage):
     assert reason in out and "1 of 3 cases could not be scored" in err
     summary = json.loads((work / "out" / "summary.json").read_text())
     assert summary["n_failed"] == 1 and summary["failed"][0]["case"] == "case_1"
+    # the failed case counts as the worst value in the means: Dice 0, distances the field of view's diagonal
+    assert by_case["case_1"]["Dice"] == "0.0" and by_case["case_1"]["worst"].startswith("Dice IoU")
+    assert summary["mean"]["1"]["Dice"] == pytest.approx((float(by_case["case_0"]["Dice"]) + float(by_case["case_2"]["Dice"])) / 3)
+    assert "means (worst: failed cases count as worst) over 3 cases: 2 scored, 1 failed" in out
 
 
-def test_affine_difference_within_tolerance_is_accepted(work):
+def test_a_shift_within_the_geometry_tolerance_is_accepted(work, capsys):
     img = nib.load(_pred(work, "case_1"))
     affine = img.affine.copy()
-    affine[:3, 3] += 0.4
+    affine[:3, 3] += 0.4  # every voxel centre 0.69 mm away from the label's: compared in world space
     _save(np.asarray(img.dataobj), affine, _pred(work, "case_1"))
     code, rows = _evaluate(work, "--geometry-tolerance-mm", "0.5")
+    assert code == 1 and "--geometry-tolerance-mm 0.7 accepts them" in rows[1]["reason"]
+    code, rows = _evaluate(work, "--geometry-tolerance-mm", "0.7")
     assert code == 0 and rows[1]["status"] == "ok"
 
 
@@ -260,8 +273,11 @@ def test_a_header_without_voxel_size_fails_its_case_only(work):
     assert code == 1 and "has no usable voxel size in its header" in by_case["case_1"]["reason"]
     assert [by_case[c]["status"] for c in ("case_0", "case_2")] == ["ok", "ok"]
     summary = json.loads((work / "out" / "summary.json").read_text())
-    assert [c["case"] for c in summary["metric_per_case"]] == ["case_0", "case_2"]  # scored cases only, as nnU-Net
+    assert [c["status"] for c in summary["metric_per_case"]] == ["ok", "failed", "ok"]
     assert summary["failed"][0]["case"] == "case_1"
+    # neither header gives a field of view: the worst distance is the largest diagonal of the other cases
+    diagonal = float(np.linalg.norm(np.multiply(SHAPE, SPACING)))
+    assert summary["metric_per_case"][1]["metrics"]["1"]["HD95_mm"] == pytest.approx(diagonal)
 
 
 def test_an_internal_error_or_a_dead_worker_fails_one_case_not_the_run(work, monkeypatch):

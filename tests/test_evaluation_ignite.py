@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -14,7 +14,7 @@ from monai.metrics import compute_hausdorff_distance, compute_surface_dice
 from monai.utils import set_determinism
 
 from pipeline import VAL_KEY_METRIC, create_evaluator, create_unet, load_datalist, make_loader
-from pipeline.evaluation import VesselMetric, binary_metrics, spacing_from_tensor
+from pipeline.evaluation import VesselMetric, binary_metrics, pair_by_name, run_evaluation, spacing_from_tensor
 from transforms import get_val_transforms
 
 
@@ -34,7 +34,8 @@ def test_evaluator_reports_tool_metrics_in_mm(tiny_dataset):
     evaluator.run()
     set_determinism(seed=None)
     metrics = evaluator.state.metrics
-    assert set(metrics) == {VAL_KEY_METRIC, "val_dice", "val_hd95_mm", "val_nsd", "val_cldice"}
+    assert set(metrics) == {VAL_KEY_METRIC, "val_dice", "val_hd95_mm", "val_hd95_mm_worst_cases", "val_nsd", "val_cldice"}
+    assert metrics["val_hd95_mm_worst_cases"] == 0
     assert metrics["val_dice"] == pytest.approx(metrics[VAL_KEY_METRIC], abs=1e-6)  # MONAI's DiceMetric
 
     (case,) = outputs
@@ -71,14 +72,34 @@ def test_batched_meta_tensors_on_a_plain_ignite_engine():
     assert state.metrics["assd_vox"] == pytest.approx(unit)
 
 
-def test_empty_cases_are_left_out_of_distance_means():
-    metric = VesselMetric("HD95_mm", spacing=(1, 1, 1))
-    full = torch.zeros(1, 8, 8, 8)
-    full[0, 2:5, 2:5, 2:5] = 1
-    metric.update(([full, torch.zeros(1, 8, 8, 8)], [full, full]))
-    assert metric.compute() == 0.0 and metric.nonfinite == 1
-    metric.reset()
-    assert math.isnan(metric.compute())
+def test_a_case_predicted_empty_counts_as_the_worst_distance_as_in_the_evaluation_tool(tmp_path):
+    """Predicting nothing for a hard case makes the validation HD95/ASSD worse, never better: the case counts as the
+    field of view's diagonal, the evaluation tool's worst value, and the count is published as a metric."""
+    spacing = (0.5, 0.7, 1.2)
+    pred, label = _blob_batch(spacing)
+    pred[1] = 0  # the network predicts nothing for the second case
+    engine = Engine(lambda e, batch: batch)
+    VesselMetric("HD95_mm").attach(engine, "hd95")
+    VesselMetric("ASSD_mm").attach(engine, "assd")
+    VesselMetric("Dice").attach(engine, "dice")
+    state = engine.run([(pred, label)])
+    diagonal = float(np.linalg.norm(np.multiply((20, 20, 16), spacing)))
+    first = _monai(compute_hausdorff_distance, pred[0], label[0], spacing, percentile=95)
+    assert state.metrics["hd95"] == pytest.approx((first + diagonal) / 2) and state.metrics["hd95"] > first
+    assert state.metrics["hd95_worst_cases"] == 1 and state.metrics["assd_worst_cases"] == 1
+    assert "dice_worst_cases" not in state.metrics  # an empty prediction already scores Dice 0
+
+    # one definition: the evaluation tool's means of the same two cases, read from NIfTI files, are the same numbers
+    affine = np.diag([*spacing, 1.0])
+    for sub in ("pred", "label"):
+        (tmp_path / sub).mkdir()
+    for b in range(2):
+        nib.save(nib.Nifti1Image(pred[b, 0].numpy().astype(np.uint8), affine), tmp_path / "pred" / f"c{b}.nii.gz")
+        nib.save(nib.Nifti1Image(label[b, 0].numpy().astype(np.uint8), affine), tmp_path / "label" / f"c{b}.nii.gz")
+    report = run_evaluation(pair_by_name(tmp_path / "pred", tmp_path / "label"))
+    assert report.summary["mean"]["1"]["HD95_mm"] == pytest.approx(state.metrics["hd95"], abs=1e-6)
+    assert report.summary["mean"]["1"]["ASSD_mm"] == pytest.approx(state.metrics["assd"], abs=1e-6)
+    assert report.summary["n_worst"]["1"]["HD95_mm"] == state.metrics["hd95_worst_cases"]
 
 
 def test_bad_use_is_explained():

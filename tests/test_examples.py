@@ -1,5 +1,6 @@
-"""The three examples of examples/ run as they are, with tiny settings: the tiny phantoms of conftest.py (the same
-kind of data as data_samples/, smaller), one or two epochs, a two-level UNet."""
+"""The three examples of examples/ run as they are, with tiny settings: the tiny ``tubes`` phantoms of conftest.py
+(the same files and datalist shape as the ``ccta`` crops of data_samples/, smaller), one or two epochs, a two-level
+UNet."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.errors import DatasetError
+from pipeline.evaluation.geometry import load_volume, spacing_of
 
 __all__ = ["DatasetError", "resolve_datalist", "load_datalist", "check_pair", "check_items", "spacing_of"]
 
@@ -96,23 +97,6 @@ def load_datalist(
     return items
 
 
-def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
-    """Voxel size (mm) along each array axis of a 4x4 affine."""
-    return tuple(float(s) for s in np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0))
-
-
-def _load_volume(path: str) -> nib.Nifti1Image:
-    """The NIfTI image (header read, data not yet), checked to be a 3-D volume."""
-    try:
-        img = nib.load(path)
-    except Exception as e:  # nibabel raises several types for unreadable files
-        raise DatasetError(f"'{path}' is not a readable NIfTI file: {type(e).__name__}: {e}.") from None
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) != 3 and not (len(shape) == 4 and shape[3] == 1):
-        raise DatasetError(f"'{path}' has shape {shape}; a 3-D volume is expected.")
-    return img
-
-
 def check_pair(
     image: str,
     label: str,
@@ -136,7 +120,7 @@ def check_pair(
         the two NIfTI images (headers read, voxels not yet unless ``check_label_values``).
     """
     first, second = roles
-    image_img, label_img = _load_volume(image), _load_volume(label)
+    image_img, label_img = load_volume(image), load_volume(label)
     if image_img.shape[:3] != label_img.shape[:3]:
         raise DatasetError(
             f"{first} '{image}' has shape {tuple(image_img.shape)} but its {second} '{label}' has shape {tuple(label_img.shape)}."
@@ -167,4 +151,4 @@ def check_items(items: list[dict[str, str]]) -> None:
         if "label" in item:
             check_pair(item["image"], item["label"])
         else:
-            _load_volume(item["image"])
+            load_volume(item["image"])

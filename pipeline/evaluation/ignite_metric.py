@@ -11,11 +11,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from ignite.engine import Engine
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 
-from pipeline.evaluation.loading import spacing_of
+from pipeline.evaluation.geometry import spacing_of
 from pipeline.evaluation.metrics import METRICS, binary_metrics
+from pipeline.evaluation.worst import DISTANCE_METRICS, bounded_value
 
 __all__ = ["VesselMetric", "spacing_from_tensor"]
 
@@ -45,8 +47,13 @@ class VesselMetric(Metric):
     ``update`` takes ``(y_pred, y)``: batched ``(B, C, X, Y, Z)`` tensors or lists of ``(C, X, Y, Z)`` tensors (what
     ``monai.handlers.from_engine(["pred", "label"])`` gives after MONAI's engines decollate a batch). Values ``> 0.5``
     are foreground. The spacing of each item is read from the affine of its ``MetaTensor`` (prediction first, then
-    label) unless ``spacing`` is given. The mean uses finite values only: a case with one empty mask (``inf``
-    distance) is counted in :attr:`nonfinite` instead. Works under ``ignite.distributed`` (sums are all-reduced).
+    label) unless ``spacing`` is given.
+
+    A distance that cannot be measured (exactly one mask empty: ``inf``) counts as the worst value, the diagonal of
+    the volume's field of view in mm (:mod:`pipeline.evaluation.worst`, the rule of the evaluation tool's means), so
+    predicting nothing for a hard case makes the mean worse, never better. How many values were such worst values is
+    :attr:`worst_cases` after :meth:`compute`; for a distance metric, :meth:`attach` publishes it as
+    ``<name>_worst_cases`` next to the metric (MLflow and the history see it). Works under ``ignite.distributed`` (sums are all-reduced).
 
     Args:
         metric: one of :data:`~pipeline.evaluation.metrics.METRICS`.
@@ -78,7 +85,7 @@ class VesselMetric(Metric):
     def reset(self) -> None:
         self._sum = torch.tensor(0.0, dtype=torch.float64, device=self._device)
         self._count = torch.tensor(0, dtype=torch.long, device=self._device)
-        self._nonfinite = torch.tensor(0, dtype=torch.long, device=self._device)
+        self._worst = torch.tensor(0, dtype=torch.long, device=self._device)
 
     def _items(self, y_pred, y):
         if isinstance(y_pred, torch.Tensor) and isinstance(y, torch.Tensor) and y_pred.ndim == 5:
@@ -110,13 +117,19 @@ class VesselMetric(Metric):
             t = (torch.as_tensor(label).detach().cpu() > 0.5).numpy()
             for c in range(0 if self.include_background else 1, p.shape[0]):
                 value = binary_metrics(p[c], t[c], spacing, self.tolerance_mm, metrics=[self.metric])[self.metric]
-                if math.isfinite(value):
-                    self._sum += value
-                    self._count += 1
-                else:
-                    self._nonfinite += 1
+                value, worst = bounded_value(self.metric, value, p[c].shape, spacing)
+                self._sum += value
+                self._count += 1
+                self._worst += int(worst)
 
-    @sync_all_reduce("_sum", "_count", "_nonfinite")
+    @sync_all_reduce("_sum", "_count", "_worst")
     def compute(self) -> float:
-        self.nonfinite = int(self._nonfinite)
+        self.worst_cases = int(self._worst)
         return float(self._sum / self._count) if int(self._count) else math.nan
+
+    def completed(self, engine: Engine, name: str) -> None:
+        """Put the mean in ``engine.state.metrics[name]`` and, for a distance, the number of worst values in
+        ``engine.state.metrics[name + "_worst_cases"]``."""
+        super().completed(engine, name)
+        if self.metric in DISTANCE_METRICS:
+            engine.state.metrics[f"{name}_worst_cases"] = self.worst_cases

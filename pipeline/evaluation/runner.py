@@ -11,45 +11,16 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from pipeline.data.datalist import AFFINE_TOLERANCE_MM
 from pipeline.errors import InputError, SettingsError
+from pipeline.evaluation.geometry import load_volume, spacing_of, volume_diagonal_mm
 from pipeline.evaluation.loading import load_pair
 from pipeline.evaluation.metrics import binary_metrics, empty_flag
 from pipeline.evaluation.pairing import CasePair
+from pipeline.evaluation.settings import EvaluationSettings
 
 __all__ = ["CaseResult", "EvaluationSettings", "evaluate_case", "evaluate_pairs", "failed"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """How cases are scored.
-
-    Args:
-        tolerance_mm: NSD tolerance in mm.
-        labels: label values to score in multi-label files; ``None`` for binary files (scored as label 1).
-        betti1: also compute the first Betti numbers (tunnels) from the Euler characteristic.
-        geometry_tolerance_mm: largest difference between the affines of prediction and label.
-    """
-
-    tolerance_mm: float = 1.0
-    labels: tuple[int, ...] | None = None
-    betti1: bool = False
-    geometry_tolerance_mm: float = AFFINE_TOLERANCE_MM
-
-    def __post_init__(self) -> None:
-        if not self.tolerance_mm >= 0:
-            raise SettingsError(f"tolerance_mm must be >= 0 (mm), got {self.tolerance_mm}.")
-        if not self.geometry_tolerance_mm >= 0:
-            raise SettingsError(f"geometry_tolerance_mm must be >= 0 (mm), got {self.geometry_tolerance_mm}.")
-        if self.labels is not None and (not self.labels or any(int(v) < 1 for v in self.labels)):
-            raise SettingsError(f"labels must be one or more label values >= 1, got {self.labels}.")
-
-    @property
-    def label_values(self) -> tuple[int, ...]:
-        """The label values scored (``(1,)`` for binary files)."""
-        return tuple(int(v) for v in self.labels) if self.labels is not None else (1,)
 
 
 @dataclass
@@ -62,7 +33,11 @@ class CaseResult:
         label: label file (``None`` if missing).
         metrics: label value -> metric name -> value; empty when the case failed.
         empty: label value -> ``""``, ``"pred"``, ``"label"`` or ``"both"`` (see :func:`empty_flag`).
-        spacing: voxel size in mm from the headers.
+        spacing: voxel size in mm from the label's header.
+        shape: the label's shape.
+        diagonal_mm: the diagonal of the label's field of view (the worst distance, see
+            :mod:`~pipeline.evaluation.worst`); for a failed case from whichever header could be read, else ``None``.
+        notes: what the scores should be read with (reorientation, header warnings, absent or unrequested labels).
         error: the reason the case failed, ``None`` if it was scored.
         seconds: time spent on the case.
     """
@@ -73,6 +48,9 @@ class CaseResult:
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     empty: dict[int, str] = field(default_factory=dict)
     spacing: tuple[float, ...] | None = None
+    shape: tuple[int, ...] | None = None
+    diagonal_mm: float | None = None
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
 
@@ -89,6 +67,20 @@ def _blank(pair: CasePair) -> CaseResult:
     )
 
 
+def _header_diagonal(pair: CasePair) -> float | None:
+    """The field-of-view diagonal of a failed case, from the label's header, else the prediction's."""
+    for path, role in ((pair.label, "label"), (pair.prediction, "prediction")):
+        try:
+            if path is not None and path.is_file():
+                img = load_volume(str(path), role)
+                spacing = spacing_of(img.affine)
+                if all(s > 1e-6 for s in spacing):
+                    return volume_diagonal_mm(img.shape, spacing)
+        except (InputError, OSError, ValueError):
+            continue
+    return None
+
+
 def evaluate_case(pair: CasePair, settings: EvaluationSettings = EvaluationSettings()) -> CaseResult:
     """Read, check and score one case; never raises for one case's sake.
 
@@ -98,8 +90,9 @@ def evaluate_case(pair: CasePair, settings: EvaluationSettings = EvaluationSetti
     start = time.perf_counter()
     result = _blank(pair)
     try:
-        loaded = load_pair(pair, settings.labels, settings.geometry_tolerance_mm)
-        result.spacing = loaded.spacing
+        loaded = load_pair(pair, settings)
+        result.spacing, result.shape, result.notes = loaded.spacing, loaded.shape, loaded.notes
+        result.diagonal_mm = volume_diagonal_mm(loaded.shape, loaded.spacing)
         for value, (pred, ref) in loaded.masks.items():
             scores = binary_metrics(pred, ref, loaded.spacing, settings.tolerance_mm, betti1=settings.betti1)
             result.metrics[value] = scores
@@ -110,6 +103,8 @@ def evaluate_case(pair: CasePair, settings: EvaluationSettings = EvaluationSetti
         logger.exception("internal error while scoring %s", pair.case)
         result.metrics, result.empty = {}, {}
         result.error = f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+    if not result.ok:
+        result.diagonal_mm = _header_diagonal(pair)
     result.seconds = time.perf_counter() - start
     return result
 

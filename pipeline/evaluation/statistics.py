@@ -2,8 +2,9 @@
 Wilcoxon signed-rank tests against a baseline (pure functions on per-case scores; scipy).
 
 Scores of one recipe over several training seeds are first averaged per case, so each test case is one paired
-observation (the seeds' spread is reported separately). A case a recipe could not score counts as its worst: 0 for
-scores where higher is better, the worst value any recipe got for distances and errors.
+observation (the seeds' spread is reported separately). Rows should carry the evaluation tool's worst values already
+(:mod:`pipeline.evaluation.worst`: 0 for scores, the field-of-view diagonal for distances); a value still missing or
+not finite (a count such as the Betti-0 error of a case that failed) counts as the worst any recipe got, 0 for scores.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ from typing import Sequence
 
 from pipeline.evaluation.pairing import CasePair
 from pipeline.evaluation.report import summarize, write_reports
-from pipeline.evaluation.runner import CaseResult, EvaluationSettings, evaluate_pairs
+from pipeline.evaluation.runner import CaseResult, evaluate_pairs
+from pipeline.evaluation.settings import EvaluationSettings
 
 __all__ = ["EvaluationReport", "run_evaluation"]
 
@@ -44,7 +45,7 @@ def run_evaluation(
     Args:
         pairs: from :func:`~pipeline.evaluation.pair_by_name` or :func:`~pipeline.evaluation.read_pairs_file`.
         out_dir: output folder (created if needed); ``None`` to write nothing.
-        settings: tolerance, labels, Betti numbers, geometry tolerance.
+        settings: how cases are scored and averaged.
         workers: worker processes.
     """
     results = evaluate_pairs(pairs, settings, workers)

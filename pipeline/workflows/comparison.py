@@ -26,17 +26,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import torch
-
 from pipeline.errors import SettingsError
 from pipeline.evaluation.statistics import HIGHER_IS_BETTER, RecipeSummary, summarize_recipes
+from pipeline.recipes import RECIPES, check_recipes
 
 __all__ = [
     "METRICS",
     "MIN_TEST_CASES",
-    "PRE_PLAN",
-    "RECIPES",
-    "check_recipes",
     "parse_duration",
     "run_comparison",
     "run_recipe",
@@ -51,52 +47,28 @@ METRICS: tuple[str, ...] = tuple(HIGHER_IS_BETTER)
 #: fewest test cases for the paired statistics (a Wilcoxon signed-rank test of n cases cannot go below 2 / 2**n)
 MIN_TEST_CASES = 6
 
-#: the settings the bundle had before dataset plans (tuned on the project's own phantoms)
-PRE_PLAN: dict[str, Any] = {
-    "pixdim": [0.4, 0.4, 0.6],
-    "hu_window": [-150.0, 650.0],
-    "patch_size": [64, 64, 32],
-    "batch_size": 2,
-    "num_samples": 4,
-    "learning_rate": 0.01,
-    "epochs": 40,
-}
-
-#: recipe -> overrides of the bundle's train.json keys
-RECIPES: dict[str, dict[str, Any]] = {
-    "default": {},
-    "pre_plan": PRE_PLAN,
-    "cldice": {
-        "loss_preset": "vessel_cldice",
-        "loss_schedule_params": {"start_weights": {"cldice": 0.0}, "warmup_epochs": 15, "epochs": 10},
-    },
-}
-
-
-def check_recipes(recipes: Sequence[str], valid: Sequence[str] = tuple(RECIPES)) -> list[str]:
-    """The recipe names, checked: known, no repeats, at least two.
-
-    Raises:
-        SettingsError: naming the bad names and listing the valid ones.
-    """
-    unknown = [r for r in recipes if r not in valid]
-    if unknown:
-        raise SettingsError(f"unknown recipes {unknown}; valid recipes: {list(valid)}.")
-    if len(set(recipes)) != len(recipes) or len(recipes) < 2:
-        raise SettingsError(f"give at least two different recipes to compare, got {list(recipes)}.")
-    return list(recipes)
-
-
 def _rows_of(recipe: str, seed: int, results: Sequence[Any], info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per case; a value the case could not give (failed case, a distance to an empty mask) is the
+    evaluation tool's worst value (:func:`~pipeline.evaluation.worst.worst_value`) where there is one, else blank."""
+    import math
+
+    from pipeline.evaluation.worst import worst_value
+
     rows = []
     for r in results:
         scores = r.metrics.get(1, {})
+        values = {}
+        for m in METRICS:
+            value = scores.get(m)
+            if value is None or not math.isfinite(float(value)):
+                value = worst_value(m, r.diagonal_mm) if r.diagonal_mm is not None else None
+            values[m] = "" if value is None else value
         rows.append(
             {
                 "recipe": recipe,
                 "seed": seed,
                 "case": r.case[: -len("_image")] if r.case.endswith("_image") else r.case,
-                **{m: scores.get(m, "") for m in METRICS},
+                **values,
                 "error": r.error or "",
                 **dict(info),
             }
@@ -297,7 +269,7 @@ def write_comparison(
     return summary, files
 
 
-def device_override(device: str | torch.device) -> dict[str, Any]:
+def device_override(device: str) -> dict[str, Any]:
     """The bundle's ``device`` override for ``"cpu"``/``"cuda"``/``"auto"``."""
     from pipeline.workflows.config import resolve_device
 
