@@ -47,6 +47,7 @@ METRICS: tuple[str, ...] = tuple(HIGHER_IS_BETTER)
 #: fewest test cases for the paired statistics (a Wilcoxon signed-rank test of n cases cannot go below 2 / 2**n)
 MIN_TEST_CASES = 6
 
+
 def _rows_of(recipe: str, seed: int, results: Sequence[Any], info: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per case; a value the case could not give (failed case, a distance to an empty mask) is the
     evaluation tool's worst value (:func:`~pipeline.evaluation.worst.worst_value`) where there is one, else blank."""
@@ -314,7 +315,7 @@ def run_comparison(
     Args:
         dataset_dir: the user's dataset (its ``plan.json`` is used when there is one).
         out_dir: the comparison folder.
-        recipes: names from :data:`RECIPES`; the first is the baseline unless ``baseline`` is given.
+        recipes: names from :data:`pipeline.recipes.RECIPES`; the first is the baseline unless ``baseline`` is given.
         seeds: training seeds per recipe (0 .. seeds-1).
         time_budget: seconds of training time per run (:class:`~pipeline.time_budget.TimeBudget`), or ``None``.
         epochs: epochs per run (default: the plan's or the bundle's); with a budget, the most a run may take.
