@@ -15,7 +15,8 @@ from monai.transforms import Compose
 
 from pipeline.errors import SettingsError
 from pipeline.evaluation.ignite_metric import VesselMetric
-from pipeline.handlers import CosineToRunEnd, EpochSummaryLogger
+from pipeline.cosine_lr import CosineToRunEnd
+from pipeline.epoch_summary import EpochSummaryLogger
 from transforms import get_binary_postprocessing
 
 __all__ = ["create_evaluator", "create_inferer", "create_trainer", "VAL_KEY_METRIC"]
@@ -103,7 +104,7 @@ def create_trainer(
 
     Validation runs ``evaluator`` every ``val_interval`` epochs and after the last one; the LR scheduler steps each
     epoch; an Ignite :class:`~ignite.contrib.handlers.ProgressBar` shows iterations and
-    :class:`~pipeline.handlers.EpochSummaryLogger` logs one line per epoch.
+    :class:`~pipeline.epoch_summary.EpochSummaryLogger` logs one line per epoch.
 
     Args:
         network: the segmentation network (logits out).
@@ -115,7 +116,7 @@ def create_trainer(
         evaluator: validation engine (see :func:`create_evaluator`); ``None`` for no validation.
         val_interval: validate every this many epochs.
         lr_scheduler: stepped at the end of every epoch; a ``CosineAnnealingLR`` is stretched to the run's end when a
-            resumed run is longer (:class:`~pipeline.handlers.CosineToRunEnd`).
+            resumed run is longer (:class:`~pipeline.cosine_lr.CosineToRunEnd`).
         train_handlers: extra handlers (MONAI style: objects with ``attach``).
         amp: automatic mixed precision.
         progress_bar: attach a tqdm progress bar.

@@ -1,12 +1,15 @@
-"""The per-epoch training history as files: JSON (strict, NaN as null) and CSV, with the checkpoint decisions."""
+"""The per-epoch training history as files: JSON (strict: NaN and infinity as null) and CSV (empty cells), with the
+checkpoint decisions; both written atomically."""
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from pipeline.io import strict_json, write_json, write_text
 
 __all__ = ["CHECKPOINT_KEYS", "strict_json", "with_checkpoints", "write_history_json", "write_history_csv", "export_history"]
 
@@ -40,43 +43,26 @@ def with_checkpoints(records: Sequence[Mapping[str, Any]], saves: Iterable[Mappi
     return merged
 
 
-def _strict(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def strict_json(value: Any) -> str:
-    """``value`` as indented strict JSON: NaN and infinity become null (at any depth), paths and other objects text."""
-
-    def clean(item: Any) -> Any:
-        if isinstance(item, Mapping):
-            return {str(k): clean(v) for k, v in item.items()}
-        if isinstance(item, (list, tuple)):
-            return [clean(v) for v in item]
-        if item is None or isinstance(item, (bool, int, str)):
-            return item
-        return _strict(item) if isinstance(item, float) else str(item)
-
-    return json.dumps(clean(value), indent=2, allow_nan=False) + "\n"
+def _finite_or_empty(value: Any) -> Any:
+    return "" if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def write_history_json(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """``records`` as a JSON list (NaN and infinity written as null); returns the path."""
-    path = Path(path)
-    path.write_text(strict_json(list(records)))
-    return path
+    """``records`` as a JSON list (NaN and infinity written as null, :func:`pipeline.io.write_json`); returns the
+    path."""
+    return write_json(path, list(records))
 
 
 def write_history_csv(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """``records`` as CSV, one row per epoch, the columns in order of first appearance (``epoch`` first); a value an
-    epoch lacks is left empty. Returns the path."""
-    path = Path(path)
+    epoch lacks, NaN and infinity are left empty. Written atomically; returns the path."""
     columns = list(dict.fromkeys(["epoch", *(k for record in records for k in record)]))
-    with path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns, restval="")
-        writer.writeheader()
-        for record in records:
-            writer.writerow({k: ("" if _strict(v) is None else v) for k, v in record.items()})
-    return path
+    stream = io.StringIO(newline="")
+    writer = csv.DictWriter(stream, fieldnames=columns, restval="")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _finite_or_empty(v) for k, v in record.items()})
+    return write_text(path, stream.getvalue())
 
 
 def export_history(records: Sequence[Mapping[str, Any]], directory: str | Path, name: str = "history") -> tuple[Path, Path]:

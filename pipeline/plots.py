@@ -1,7 +1,8 @@
-"""PNG figures: training curves and phantom previews."""
+"""PNG figures, written atomically: training curves and phantom previews."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+
+from pipeline.io import write_bytes  # noqa: E402
 
 __all__ = ["plot_training_curves", "plot_volume_previews"]
 
@@ -23,7 +26,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
 
     Args:
         history: one dict per epoch with ``epoch``, ``loss`` and optionally ``val_*`` metrics, ``<term>_loss``,
-            ``weight_<term>`` (as :class:`pipeline.handlers.EpochSummaryLogger` records them) and
+            ``weight_<term>`` (as :class:`pipeline.epoch_summary.EpochSummaryLogger` records them) and
             ``checkpoint_reasons`` (as :func:`pipeline.history.with_checkpoints` adds them).
         path: PNG file to write.
         title: figure title.
@@ -87,9 +90,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path, 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=100)
 
 
 def _mark_checkpoints(ax: plt.Axes, history: Sequence[dict]) -> bool:
@@ -118,6 +119,14 @@ def plot_volume_previews(
         ax.set_yticks([])
     fig.suptitle("maximum-intensity projection (HU -150..500), label outline in red", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=90)
+
+
+def _save(fig: plt.Figure, path: str | Path, dpi: int) -> Path:
+    """Render ``fig`` as PNG and write it atomically (a viewer or a tracker never reads half a picture); close it."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return write_bytes(path, buffer.getvalue())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 
 import pytest
 import torch
@@ -12,9 +13,10 @@ from monai.engines import SupervisedTrainer
 from monai.inferers import SimpleInferer
 from monai.losses import DiceLoss
 
-from pipeline.checkpoint import CheckpointHandler, CheckpointStore, atomic
+from pipeline.checkpoint import CheckpointHandler, CheckpointStore
+from pipeline.io import atomic
 from pipeline.checkpoint.checkpointer import Checkpointer
-from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy
+from pipeline.checkpoint.strategies import CheckpointEvent, EpochStrategy, PerformanceStrategy
 from pipeline.errors import CheckpointError, SettingsError
 from tiny_engines import validated_trainer  # tests/tiny_engines.py
 
@@ -41,6 +43,30 @@ def _plain_setup(scores=None):
         evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(val_dice=next(values)))
         trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
     return net, opt, trainer, evaluator
+
+
+@pytest.mark.parametrize("async_save", [False, True])
+def test_each_save_fires_saved_checkpoint_with_what_was_saved(tmp_path, async_save):
+    net, opt, trainer, evaluator = _plain_setup([0.2, 0.5, 0.4])
+    handler = CheckpointHandler(tmp_path, {"model": net}, "best", monitor="val_dice", max_checkpoints=1, async_save=async_save)
+    handler.attach(trainer, evaluator)
+    heard = []
+
+    @trainer.on(CheckpointHandler.SAVED_CHECKPOINT)
+    def listen(engine):
+        saved = engine.state.saved_checkpoint
+        heard.append((engine.state.epoch, saved["epoch"], saved["reasons"], saved["evicted"], saved["path"].is_file(),
+                      [h["file"] for h in saved["history"]][-1] == saved["file"]))
+
+    trainer.run(DATA, max_epochs=3)
+    # one event per file, once it is on disk: a written one at once, a background one at the first event of the
+    # training thread after its write completed (at the latest the next epoch's start)
+    assert [h[1:] for h in heard] == [
+        (1, ["best"], [], True, True),
+        (2, ["best"], ["model_e0001_i00000003.pt"], True, True),
+        (3, ["last"], [], True, True),
+    ]
+    assert all(saved <= when <= saved + async_save for when, saved, *_ in heard)
 
 
 def test_best_on_a_plain_engine_saves_last_and_final(tmp_path):
@@ -255,6 +281,37 @@ def test_retention_protects_newest_and_best_and_respects_disk_budget(tmp_path):
     # strategy keeps only epoch 3; epoch 1 is the best: kept although it costs the budget (protected)
     assert [e.epoch for e in store.entries] == [1, 3]
     assert store.total_size() > 10_000
+
+
+class SlowDiskStore(CheckpointStore):
+    """A real store on a slow disk: each save waits until the test lets it go on."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def save(self, *args, **kwargs):
+        assert self.gate.wait(30), "the test never let the save go on"
+        return super().save(*args, **kwargs)
+
+
+def test_background_eviction_follows_the_decision_of_its_own_save(tmp_path):
+    store = SlowDiskStore(tmp_path, "m", fsync=False)
+    strategy = PerformanceStrategy(max_checkpoints=None, monitor="dice", threshold=0.05)
+    ck = Checkpointer(store, strategy, save_last=False, async_save=True)
+    blob = {"w": torch.zeros(4)}
+    ck.step(CheckpointEvent(1, 1, {"dice": 0.50}), lambda: blob)
+    ck.flush()
+    store.gate.clear()
+    ck.step(CheckpointEvent(2, 2, {"dice": 0.52}), lambda: blob)  # in the background, held on the slow disk
+    assert ck.decide(CheckpointEvent(3, 3, {"dice": 0.90})) == ["performance"]  # the next decision moves the best on
+    store.gate.set()
+    ck.flush()
+    # epoch 2's eviction follows the band around epoch 2's best (0.52 - 0.05): epoch 1 (0.50) stays; the best of 0.90
+    # belongs to a save not yet written, which may still fail
+    assert [e.epoch for e in store.entries] == [1, 2]
+    assert ck.history[-1]["evicted"] == []
 
 
 @pytest.mark.parametrize("name", ["best", "epoch", "interval", "all", "adaptive", "performance_based", "time_based"])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.checkpoint import CheckpointStore
-from pipeline.checkpoint.atomic import TEMP_SUFFIX
-from pipeline.checkpoint.manifest import read_manifest
+from pipeline.io.atomic import TEMP_SUFFIX
+from pipeline.checkpoint.storage.manifest import read_manifest
 
 CHILD = Path(__file__).with_name("checkpoint_kill_child.py")
 TRIALS = 20

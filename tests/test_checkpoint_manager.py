@@ -1,6 +1,8 @@
-"""The seed's front doors: CheckpointManager, AutoCheckpointManager and the config presets."""
+"""The original API's front doors: CheckpointManager, AutoCheckpointManager and the config presets."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ import torch
 from pipeline.checkpoint import (
     CHECKPOINT_PRESETS,
     AutoCheckpointManager,
+    CheckpointHandler,
     CheckpointManager,
     create_checkpoint_manager,
     get_checkpoint_preset,
@@ -194,3 +197,16 @@ def test_a_resumed_loop_draws_the_same_random_numbers_and_async_saves_land(tmp_p
     manager.flush()
     assert torch.equal(net.weight, straight)
     assert [c["epoch"] for c in manager.list_checkpoints()] == [3, 4]
+
+
+def test_handler_and_manager_share_one_settings_object(tmp_path):
+    manager = CheckpointManager(tmp_path, "m", save_strategy="interval", every=2, max_checkpoints=2, disk_budget=10**6, existing="keep")
+    net = torch.nn.Linear(2, 1)
+    handler = CheckpointHandler(tmp_path, {"model": net}, settings=manager.settings)
+    assert handler.settings is manager.settings and handler.strategy is manager.strategy
+    assert (handler.checkpointer.store.model_name, handler.checkpointer.disk_budget, handler.checkpointer.existing) == ("m", 10**6, "keep")
+    # the handler's own arguments build the same settings
+    by_arguments = CheckpointHandler(tmp_path / "b", {"model": net}, "interval", "m", max_checkpoints=2,
+                                     strategy_params={"every": 2}, disk_budget=10**6, existing="keep").settings
+    assert dataclasses.replace(by_arguments, strategy=None) == dataclasses.replace(manager.settings, strategy=None)
+    assert (by_arguments.strategy.every, by_arguments.strategy.max_checkpoints) == (2, 2)

@@ -20,12 +20,13 @@ from monai.engines import SupervisedTrainer
 from monai.handlers import LrScheduleHandler
 from monai.transforms import Compose, RandGaussianNoised, RandSpatialCropd
 
-from pipeline.checkpoint import CheckpointHandler, atomic
-from pipeline.checkpoint.distributed import PerRank, agree
-from pipeline.checkpoint.loader_state import LoaderState, random_states
-from pipeline.checkpoint.rng import RNGState, load_numpy_state, numpy_state
-from pipeline.checkpoint.training_state import discover_training_state
-from pipeline.checkpoint.writer import BackgroundWriter, snapshot
+from pipeline.checkpoint import CheckpointHandler
+from pipeline.io import atomic
+from pipeline.checkpoint.state.distributed import PerRank, agree
+from pipeline.checkpoint.state.loader_state import LoaderState, random_states
+from pipeline.checkpoint.state.rng import RNGState, load_numpy_state, numpy_state
+from pipeline.checkpoint.state.discovery import discover_training_state
+from pipeline.checkpoint.storage.background_writer import BackgroundWriter, snapshot
 from pipeline.errors import CheckpointError, SettingsError
 from pipeline.losses import create_loss_function
 from pipeline.schedules import LossScheduleHandler

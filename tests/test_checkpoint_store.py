@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import pickle
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 from pipeline.checkpoint import CheckpointStore, load_checkpoint_file
-from pipeline.checkpoint import atomic
+from pipeline.io import atomic
 from pipeline.errors import CheckpointError
 
 
@@ -105,24 +104,6 @@ def test_crafted_pickle_is_refused_and_its_code_does_not_run(tmp_path):
     assert not marker.exists()
 
 
-def test_full_disk_leaves_earlier_checkpoints_intact(tmp_path, monkeypatch):
-    store = CheckpointStore(tmp_path, "m")
-    first = store.save(_state(1), 1, 1, ["epoch"])
-    manifest_before = (tmp_path / "m.manifest.json").read_bytes()
-
-    def full_disk(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(atomic.os, "fsync", full_disk)
-    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*m_e0002_i00000002.pt: No space left on device; earlier checkpoints are intact \(m_e0001_i00000001.pt\)"):
-        store.save(_state(2), 2, 2, ["epoch"])
-    monkeypatch.undo()
-    assert {p.name for p in tmp_path.iterdir()} == {first.file, "m.manifest.json"}  # no temp file left
-    assert (tmp_path / "m.manifest.json").read_bytes() == manifest_before
-    assert [e.file for e in store.entries] == [first.file]
-    store.verify(first)
-
-
 def test_opening_a_store_sweeps_interrupted_saves(tmp_path):
     store = CheckpointStore(tmp_path, "m")
     kept = store.save(_state(1), 1, 1, ["epoch"])
@@ -200,3 +181,21 @@ def test_reading_a_checkpoint_folder_or_file_from_outside_the_run(tmp_path):
     CheckpointStore(tmp_path / "run", "other")._write_manifest()
     with pytest.raises(CheckpointError, match=r"must hold exactly one \*\.manifest\.json, found \['other.manifest.json', 'unet.manifest.json'\]"):
         resolve_checkpoint(tmp_path / "run")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs the kernel's full device /dev/full")
+@pytest.mark.parametrize("floats", [16, 100_000])  # small: the disk refuses the bytes at the flush; large: inside torch.save
+def test_a_full_disk_keeps_earlier_checkpoints_and_says_what_did_not_fit(tmp_path, floats):
+    store = CheckpointStore(tmp_path, "m", fsync=False)
+    first = store.save(_state(1), 1, 1, ["last"])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    # the save's temp file leads to /dev/full, whose every write fails with ENOSPC as a full disk's does
+    atomic.temp_path(store.path(store.file_name(2, 2))).symlink_to("/dev/full")
+    with pytest.raises(CheckpointError) as caught:
+        store.save({"w": torch.zeros(floats)}, 2, 2, ["last"])
+    message = str(caught.value)
+    assert "m_e0002_i00000002.pt: No space left on device: the disk is full" in message
+    assert f"needs about {4 * floats:,} bytes" in message
+    assert f"bytes are free in {tmp_path}" in message and "the manifest are intact (m_e0001_i00000001.pt)" in message
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing left behind, nothing changed
+    assert store.entries == [first] and CheckpointStore(tmp_path, "m").entries == [first]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.handlers import EpochSummaryLogger, output_losses
+from pipeline.checkpoint import CheckpointHandler
+from pipeline.epoch_loss import output_losses
+from pipeline.epoch_summary import EpochSummaryLogger
 from pipeline.history import export_history, strict_json, with_checkpoints
+from pipeline.training_curves import TrainingCurves
 
 SAVES = [
     {"epoch": 1, "iteration": 3, "file": "m_e0001.pt", "reasons": ["best"], "evicted": []},
@@ -72,3 +76,50 @@ def test_losses_of_every_output_shape():
     assert output_losses(torch.tensor(2.0)) == [2.0]
     assert output_losses((torch.zeros(2), torch.ones(2))) == []  # (y_pred, y) of an evaluator-like step
     assert output_losses({"pred": 1.0}) == [] and output_losses(None) == [] and output_losses("text") == []
+
+
+def test_training_curves_are_redrawn_at_each_checkpoint_save(tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 1)
+    trainer = Engine(lambda engine, batch: net(batch).detach().pow(2).mean().item())
+    summary = EpochSummaryLogger()
+    summary.attach(trainer)
+    CheckpointHandler(tmp_path / "checkpoints", {"model": net}, "interval", strategy_params={"every": 2}, save_last=False).attach(trainer)
+    curves = TrainingCurves(summary.history, tmp_path / "curves.png")
+    curves.attach(trainer)
+    pictures = []
+
+    @trainer.on(CheckpointHandler.SAVED_CHECKPOINT)
+    def seen(engine):  # after the curves' listener
+        pictures.append((engine.state.epoch, hashlib.sha256(curves.path.read_bytes()).hexdigest(), list(curves.saves)))
+
+    trainer.run([torch.ones(1, 2)], max_epochs=4)
+    # saved at epochs 2 and 4 (interval), the picture redrawn then with that save marked, and once more at the end
+    assert [(epoch, [s["epoch"] for s in saves]) for epoch, _, saves in pictures] == [(2, [2]), (4, [2, 4])]
+    assert len({digest for _, digest, _ in pictures}) == 2 and curves.drawn == 3
+
+
+def _counting_run(tmp_path, crash_at=None):
+    """A trainer whose loss is the iteration number (4 per epoch), its epoch summary and per-iteration checkpoints."""
+    trainer = Engine(lambda engine, batch: float(engine.state.iteration))
+    if crash_at is not None:
+        @trainer.on(Events.ITERATION_STARTED(once=crash_at))
+        def crash(engine):
+            raise KeyboardInterrupt
+    summary = EpochSummaryLogger()
+    summary.attach(trainer)
+    CheckpointHandler(tmp_path, None, "interval", strategy_params={"every": 1, "unit": "iteration"},
+                      max_checkpoints=1, resume="auto").attach(trainer)
+    return trainer, summary
+
+
+def test_a_resume_in_the_middle_of_an_epoch_keeps_its_loss_exact(tmp_path):
+    trainer, summary = _counting_run(tmp_path / "interrupted", crash_at=6)
+    try:
+        trainer.run([0] * 4, max_epochs=2)
+    except KeyboardInterrupt:
+        pass
+    trainer, summary = _counting_run(tmp_path / "interrupted")  # a new process, resumed at iteration 5
+    trainer.run([0] * 4, max_epochs=2)
+    # epoch 2 is the mean of iterations 5 to 8: iteration 5's loss came back with the checkpoint
+    assert [(h["epoch"], h["loss"]) for h in summary.history] == [(1, 2.5), (2, 6.5)]

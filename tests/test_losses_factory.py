@@ -12,11 +12,11 @@ from pipeline.losses import (
     CombinedLoss,
     EnhancedBCELoss,
     EnhancedDiceLoss,
-    LossManager,
     create_loss_function,
     get_preset_loss_config,
     list_loss_presets,
 )
+from pipeline.schedules import LossManager
 
 SEED_CONFIG = {
     "type": "combined",
@@ -121,7 +121,7 @@ def test_losses_build_from_a_monai_bundle_config():
     parser = ConfigParser(
         {
             "preset": {"_target_": "pipeline.losses.create_loss_function", "config": "vessel_cldice"},
-            "seed": {"_target_": "pipeline.losses.LossManager.create_loss_function", "config": SEED_CONFIG},
+            "seed": {"_target_": "pipeline.schedules.LossManager.create_loss_function", "config": SEED_CONFIG},
             "explicit": {
                 "_target_": "pipeline.losses.CombinedLoss",
                 "terms": {

@@ -76,7 +76,16 @@ def test_run_params_metrics_checkpoints_and_artifacts(tmp_path, async_save):
     note.write_text("an artifact\n")
     net, opt, trainer, evaluator, seen = _setup(tmp_path)
     tracker, checkpoints = _tracked(tmp_path, net, opt, trainer, evaluator, note, async_save)
+    logged_when_saved = []
+
+    @trainer.on(CheckpointHandler.SAVED_CHECKPOINT)
+    def saved(engine):  # attached after the tracker: it has logged the save when the event reaches here
+        history = import_mlflow().MlflowClient(tracker.tracking_uri).get_metric_history(tracker.run_id, "checkpoint_saved")
+        logged_when_saved.append((engine.state.saved_checkpoint["epoch"], sorted(m.step for m in history)))
+
     trainer.run(DATA, max_epochs=4)
+    # the tracker logs each save when the checkpoint handler announces it, not at the next epoch's start
+    assert logged_when_saved[:3] == [(1, [1]), (2, [1, 2]), (3, [1, 2, 3])]
 
     assert tracker.tracking_uri == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
     client = import_mlflow().MlflowClient(tracker.tracking_uri)
@@ -228,4 +237,9 @@ def test_only_rank_0_talks_to_mlflow_under_torchrun(tmp_path):
     assert ranks[1]["run_id"] is None and not ranks[1]["store"] and not (tmp_path / "model_rank1").exists()
     run = import_mlflow().MlflowClient(f"sqlite:///{tmp_path / 'model_rank0' / 'mlflow.db'}").get_run(ranks[0]["run_id"])
     assert run.info.status == "FINISHED" and run.data.params == {"rank": "0"}
-    assert run.data.metrics["loss"] == pytest.approx(1.5)
+    # the epoch loss is the mean over both processes (rank 0's losses 1, 2 and rank 1's 2, 3), in MLflow and in the
+    # history of each; only rank 0 logs the epoch line
+    assert run.data.metrics["loss"] == pytest.approx(2.0)
+    assert ranks[0]["history_loss"] == ranks[1]["history_loss"] == [pytest.approx(2.0)] * 2
+    assert [line.split("  ")[:2] for line in ranks[0]["lines"]] == [["epoch 1/2", "loss 2.0000"], ["epoch 2/2", "loss 2.0000"]]
+    assert ranks[1]["lines"] == []

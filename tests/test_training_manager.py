@@ -334,7 +334,7 @@ def test_seed_loop_without_finish_logs_its_exports_and_ends_the_run_at_exit(tmp_
     assert {"loss", "dice", "lr", "val_dice", "weight_dice"} <= set(run.data.metrics)
     assert not {"epoch", "steps"} & set(run.data.metrics)  # the step of every metric, not metrics of their own
 
-    caplog.set_level(logging.WARNING, logger="pipeline.tracking.tracker")
+    caplog.set_level(logging.WARNING, logger="pipeline.tracking.mlflow_tracker")
     fresh = create_training_manager(out, "seed", enhanced=True, plots=False)
     fresh.tracker.start()
     fresh.finish()

@@ -1,17 +1,16 @@
-"""The engine-free core shared by the Ignite handler and the seed-style managers: strategy -> store -> retention."""
+"""The engine-free core shared by the Ignite handler and the original API's managers: strategy -> store -> retention."""
 
 from __future__ import annotations
 
 import copy
 import logging
-import math
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
-from pipeline.checkpoint.manifest import CheckpointEntry
-from pipeline.checkpoint.store import CheckpointStore
-from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest, top_by_score
-from pipeline.checkpoint.writer import BackgroundWriter, snapshot
+from pipeline.checkpoint.storage.manifest import CheckpointEntry
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore
+from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, newest
+from pipeline.checkpoint.storage.background_writer import BackgroundWriter, snapshot
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["Checkpointer", "PROTECTED_REASONS", "EXISTING_POLICIES", "RESUME_CHOICES"]
@@ -55,8 +54,9 @@ class Checkpointer:
         save_last: write a ``last`` checkpoint at epoch ends the strategy does not save.
         disk_budget: optional limit on the total bytes of checkpoints.
         existing: what :meth:`begin` does with an earlier run's checkpoints (``"error"``, ``"replace"``, ``"keep"``).
-        async_save: write on a background thread (:class:`~pipeline.checkpoint.writer.BackgroundWriter`): a save
-            blocks training only while the state is copied; at most one write is in flight; eviction follows only a
+        async_save: write on a background thread
+            (:class:`~pipeline.checkpoint.storage.background_writer.BackgroundWriter`): a save blocks training only
+            while the state is copied; at most one write is in flight; eviction follows only a
             durable write; a failed write is raised at the next save or :meth:`flush`.
     """
 
@@ -118,11 +118,7 @@ class Checkpointer:
     @property
     def best_entry(self) -> CheckpointEntry | None:
         """The kept checkpoint with the best monitored score (None without scores)."""
-        scored = [e for e in self.store.entries if e.score is not None and math.isfinite(e.score)]
-        if not scored:
-            return None
-        best = top_by_score([e.kept() for e in scored], 1, self.strategy.mode)[0]
-        return next(e for e in scored if e.file == best.key)
+        return self.store.best(self.strategy.mode)
 
     def step(self, event: CheckpointEvent, make_state: Callable[[], Mapping[str, Any]], extra_reasons: tuple[str, ...] = ()) -> CheckpointEntry | None:
         """Ask the strategy about ``event`` and save ``make_state()`` if it (or ``save_last``) says so
@@ -185,8 +181,8 @@ class Checkpointer:
         """Write ``state`` as the save :meth:`prepare` recorded, then evict what retention no longer keeps. A failed
         write rolls the strategy and the history back, so the decision is taken again at the next event.
 
-        With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.writer.snapshot`) and written by the
-        background writer; None is returned. (:meth:`prepare` already waited for the write in flight and raised its
+        With ``async_save`` the state is copied (:func:`~pipeline.checkpoint.storage.background_writer.snapshot`) and
+        written by the background writer; None is returned. (:meth:`prepare` already waited for the write in flight and raised its
         error.)
 
         Raises:
@@ -196,21 +192,25 @@ class Checkpointer:
             score = self.strategy.score(event)
             if self.writer is not None:
                 state = snapshot(state)
+            # retention after this save follows this save's decision: with a background write the training thread's
+            # next decision changes the strategy meanwhile, so the write takes a copy of it, made here
+            policy = copy.deepcopy(self.strategy) if self.writer is not None else self.strategy
         except BaseException:
             self.rollback(record)
             raise
+        stale: list[str] = []
+        if not _only_exception(record["reasons"]):  # a crash before a real checkpoint leaves the earlier run's files
+            stale, self._stale = self._stale, []
 
         def write() -> CheckpointEntry:
             try:
                 entry = self.store.save(state, event.epoch, event.iteration, record["reasons"], event.metrics, score)
             except BaseException:
+                self._stale = stale + self._stale  # still to go once a checkpoint is durable
                 if self.writer is None:
                     self.rollback(record)
                 raise  # in the background: rolled back on the training thread, in flush()
-            stale: list[str] = []
-            if not _only_exception(entry.reasons):  # a crash before a real checkpoint leaves the earlier run's files
-                stale, self._stale = self._stale, []
-            record["evicted"] = self.store.evict(stale) + self.retain()
+            record["evicted"] = self.store.evict(stale) + self.retain(policy)
             self.last_saved = entry
             return entry
 
@@ -240,17 +240,19 @@ class Checkpointer:
                 self.rollback(*in_flight)
             raise
 
-    def evictions(self) -> list[str]:
-        """The files retention would remove now (pure: nothing is touched)."""
+    def evictions(self, strategy: CheckpointStrategy | None = None) -> list[str]:
+        """The files retention would remove now (pure: nothing is touched), by ``strategy`` (default: the current
+        one; a background write passes the copy taken with its decision)."""
+        strategy = self.strategy if strategy is None else strategy
         entries = self.store.entries
         if not entries:
             return []
         kept_view = [e.kept() for e in entries]
-        mine = [c for c in kept_view if set(c.reasons) & set(self.strategy.reasons)]
-        keep = set(self.strategy.retain(mine))
+        mine = [c for c in kept_view if set(c.reasons) & set(strategy.reasons)]
+        keep = set(strategy.retain(mine))
         # never evicted: the newest checkpoint to resume from, the best one, final ones, the newest exception one
         protected = {c.key for c in newest([c for c in kept_view if not _only_exception(c.reasons)], 1)}
-        best = self.best_entry
+        best = self.store.best(strategy.mode)
         if best is not None:
             protected.add(best.file)
         keep |= protected
@@ -274,9 +276,9 @@ class Checkpointer:
                 )
         return evict
 
-    def retain(self) -> list[str]:
+    def retain(self, strategy: CheckpointStrategy | None = None) -> list[str]:
         """Evict what :meth:`evictions` names; returns the files removed."""
-        gone = self.store.evict(self.evictions())
+        gone = self.store.evict(self.evictions(strategy))
         if gone:
             logger.debug("evicted checkpoints %s", gone)
         return gone

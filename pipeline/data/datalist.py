@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.errors import DatasetError
-from pipeline.evaluation.geometry import load_volume, spacing_of
+from pipeline.io.nifti import load_volume, spacing_of
 
 __all__ = ["DatasetError", "resolve_datalist", "load_datalist", "check_pair", "check_items", "spacing_of"]
 

@@ -21,7 +21,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import nibabel as nib
 import numpy as np
 
-from pipeline.data.datalist import check_items, load_datalist, resolve_datalist, spacing_of
+from pipeline.data.datalist import check_items, load_datalist, resolve_datalist
+from pipeline.io.nifti import spacing_of
 from pipeline.data.vessel_radius import vessel_radii
 from pipeline.errors import DatasetError
 

@@ -19,6 +19,7 @@ import numpy as np
 from nibabel.orientations import aff2axcodes, apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 
 from pipeline.errors import DatasetError
+from pipeline.io.nifti import load_volume, spacing_of
 
 __all__ = [
     "GridMatch",
@@ -34,33 +35,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
-    """Voxel size (mm) along each array axis of a 4x4 affine (the norms of its first three columns)."""
-    return tuple(float(s) for s in np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0))
-
-
 def volume_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
     """The diagonal of the volume's field of view in mm, ``|shape * spacing|``: longer than any distance between two
     of its voxels, so the worst value a surface distance can take (Metrics Reloaded's choice for an empty mask)."""
     extent = np.asarray(shape[:3], dtype=np.float64) * np.asarray(spacing[:3], dtype=np.float64)
     return float(np.linalg.norm(extent))
-
-
-def load_volume(path: str, role: str = "") -> nib.Nifti1Image:
-    """The NIfTI image (header read, voxels not yet), checked to be a 3-D volume (a 4-D file with one volume is
-    accepted). ``role`` (e.g. ``"label"``) starts the messages.
-
-    Raises:
-        DatasetError: unreadable file, or not a 3-D volume.
-    """
-    try:
-        img = nib.load(path)
-    except Exception as e:  # nibabel raises several types for unreadable files
-        raise DatasetError(f"{role} '{path}' is not a readable NIfTI file: {type(e).__name__}: {e}.".lstrip()) from None
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) != 3 and not (len(shape) == 4 and shape[3] == 1):
-        raise DatasetError(f"{role} '{path}' has shape {shape}; a 3-D volume is expected.".lstrip())
-    return img
 
 
 def grid_distance_mm(first: np.ndarray, second: np.ndarray, shape: Sequence[int]) -> float:

@@ -7,7 +7,7 @@ from monai.losses import SoftclDiceLoss
 from monai.utils import LossReduction
 
 from pipeline.errors import SettingsError
-from pipeline.losses.base import LogitsLoss, reduce_loss
+from pipeline.losses.logits_loss import LogitsLoss, reduce_loss
 from pipeline.losses.morphology import soft_skeleton
 
 __all__ = ["ClDiceLoss"]

@@ -9,9 +9,9 @@ import torch
 from torch.nn.modules.loss import _Loss
 
 from pipeline.errors import InputError, SettingsError
-from pipeline.losses.base import LogitsLoss, as_tensor, check_binary, check_same_shape
-from pipeline.losses.registry import LOSS_TERMS, build_term, check_term_name
-from pipeline.losses.weights import check_weights
+from pipeline.losses.logits_loss import LogitsLoss, as_tensor, check_binary, check_same_shape
+from pipeline.losses.term_names import LOSS_TERMS, build_term, check_term_name
+from pipeline.losses.weight_checks import check_weights
 
 __all__ = ["CombinedLoss", "TOTAL_KEY", "component_key"]
 
@@ -26,7 +26,7 @@ def component_key(name: str) -> str:
 
 
 class CombinedLoss(_Loss):
-    """``sum_k w_k L_k(sigmoid(logits), target)`` over named terms, each a :class:`~pipeline.losses.base.LogitsLoss`.
+    """``sum_k w_k L_k(sigmoid(logits), target)`` over named terms, each a :class:`~pipeline.losses.logits_loss.LogitsLoss`.
 
     One sigmoid and one round of input checks serve all terms. Terms whose weight is 0 are skipped in ``forward``
     (a scheduler can fade a costly term such as ``cldice`` in without paying for it before).
@@ -45,7 +45,7 @@ class CombinedLoss(_Loss):
 
     Args:
         terms: name -> term module, or name -> keyword arguments for the registered term of that name (see
-            :data:`~pipeline.losses.registry.LOSS_TERMS`). Names are ``dice``, ``bce``, ``focal``, ``tversky``,
+            :data:`~pipeline.losses.term_names.LOSS_TERMS`). Names are ``dice``, ``bce``, ``focal``, ``tversky``,
             ``cldice``, ``skeleton_recall``.
         weights: name -> weight for the same names; default 1 for each term.
 

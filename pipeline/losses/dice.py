@@ -1,4 +1,4 @@
-"""Dice (or Jaccard) loss on logits: :class:`monai.losses.DiceLoss` with the seed's options."""
+"""Dice (or Jaccard) loss on logits: :class:`monai.losses.DiceLoss` with the original API's options."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from monai.losses import DiceLoss
 from monai.utils import LossReduction
 
 from pipeline.errors import SettingsError
-from pipeline.losses.base import LogitsLoss
+from pipeline.losses.logits_loss import LogitsLoss
 
 __all__ = ["EnhancedDiceLoss"]
 
 
 class EnhancedDiceLoss(LogitsLoss):
-    """The seed's "Enhanced Dice Loss": ``1 - (2 |P.T| + s) / (|P| + |T| + s)`` per sample and channel (or the
+    """The original API's "Enhanced Dice Loss": ``1 - (2 |P.T| + s) / (|P| + |T| + s)`` per sample and channel (or the
     Jaccard form, MONAI's, ``1 - (2|P.T| + s) / (2(|P| + |T| - |P.T|) + s)``), with ``P = sigmoid(logits)``.
 
     The value is :class:`monai.losses.DiceLoss` with ``sigmoid=True``, ``smooth_nr = smooth_dr = smooth`` and the

@@ -8,13 +8,13 @@ from monai.losses import FocalLoss
 from monai.utils import LossReduction
 
 from pipeline.errors import SettingsError
-from pipeline.losses.base import LogitsLoss
+from pipeline.losses.logits_loss import LogitsLoss
 
 __all__ = ["EnhancedBCELoss"]
 
 
 class EnhancedBCELoss(LogitsLoss):
-    """The seed's "Enhanced BCE Loss": ``a_t (1 - p_t)^gamma BCE(logits, target)`` voxel-wise, where
+    """The original API's "Enhanced BCE Loss": ``a_t (1 - p_t)^gamma BCE(logits, target)`` voxel-wise, where
     ``p_t = sigmoid(logits)`` on vessel and ``1 - sigmoid(logits)`` on background, ``a_t = alpha`` on vessel and
     ``1 - alpha`` on background (no balancing when ``alpha`` is ``None``). ``gamma = 0`` and ``alpha = None`` give
     plain binary cross-entropy.

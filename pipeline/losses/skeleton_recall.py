@@ -6,7 +6,7 @@ import torch
 from monai.utils import LossReduction
 
 from pipeline.errors import SettingsError
-from pipeline.losses.base import LogitsLoss, reduce_loss
+from pipeline.losses.logits_loss import LogitsLoss, reduce_loss
 
 __all__ = ["SkeletonRecallLoss"]
 

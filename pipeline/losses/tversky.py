@@ -7,7 +7,7 @@ from monai.losses import TverskyLoss
 from monai.utils import LossReduction
 
 from pipeline.errors import SettingsError
-from pipeline.losses.base import LogitsLoss
+from pipeline.losses.logits_loss import LogitsLoss
 
 __all__ = ["EnhancedTverskyLoss"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -15,6 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.errors import SettingsError
+from pipeline.io import write_json
 from pipeline.phantoms.ccta import SEGMENTS, CCTAConfig, make_ccta_phantom
 from pipeline.phantoms.volume import PhantomConfig, make_phantom
 
@@ -159,7 +159,7 @@ def write_phantom_dataset(
             description["generator"]["cases"] = cases
         if segments:
             description["segments"] = {"files": "{case}_segments.nii.gz", "labels": {"0": "background", **{str(k): v for k, v in SEGMENTS.items()}}}
-        (tmp / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
+        write_json(tmp / "dataset.json", description, fsync=False)
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.errors import SettingsError
+from pipeline.io.nifti import phantom_affine
 from pipeline.phantoms.tree import TreeConfig, VesselTree, grow_forest
 
 __all__ = ["PhantomConfig", "Phantom", "make_phantom", "phantom_affine", "signed_distance_to_tubes"]
@@ -71,13 +72,6 @@ class Phantom:
     tree_map: np.ndarray
     trees: list[VesselTree]
     affine: np.ndarray
-
-
-def phantom_affine(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
-    """A scanner affine as a DICOM-to-NIfTI conversion gives it: LPS axes (i and j flipped in RAS), centred origin."""
-    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
-    affine[:3, 3] = [0.5 * (shape[0] - 1) * spacing[0], 0.5 * (shape[1] - 1) * spacing[1], -120.0]
-    return affine
 
 
 def signed_distance_to_tubes(

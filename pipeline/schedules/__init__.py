@@ -1,20 +1,22 @@
 """Loss-weight schedules: pure policies (cosine, step, adaptive, performance) that say which term weights the next
-epoch trains with, the seed's engine-free :class:`LossScheduler`, and the Ignite handler that wires them to events."""
+epoch trains with, the original API's engine-free :class:`LossScheduler` and ``LossManager``, and the Ignite handler that wires them to events."""
 
 from pipeline.schedules.adaptive import AdaptiveSchedule
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.weight_schedule import WeightSchedule
 from pipeline.schedules.cosine import CosineSchedule
-from pipeline.schedules.handler import LossScheduleHandler
+from pipeline.schedules.schedule_handler import LossScheduleHandler
+from pipeline.schedules.loss_manager import LossManager, create_loss_scheduler
 from pipeline.schedules.meter import TermLossMeter
 from pipeline.schedules.performance import TOPOLOGY_TERMS, PerformanceSchedule
-from pipeline.schedules.registry import SCHEDULES, create_schedule, schedule_parameters
+from pipeline.schedules.schedule_names import SCHEDULES, create_schedule, schedule_parameters
 from pipeline.schedules.scheduler import LossScheduler
 from pipeline.schedules.step import StepSchedule
-from pipeline.schedules.weights import rebalance
+from pipeline.schedules.weight_math import rebalance
 
 __all__ = [
     "AdaptiveSchedule",
     "CosineSchedule",
+    "LossManager",
     "LossScheduleHandler",
     "LossScheduler",
     "PerformanceSchedule",
@@ -23,6 +25,7 @@ __all__ = [
     "TOPOLOGY_TERMS",
     "TermLossMeter",
     "WeightSchedule",
+    "create_loss_scheduler",
     "create_schedule",
     "rebalance",
     "schedule_parameters",

@@ -7,7 +7,7 @@ import math
 from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.base import WeightSchedule, check_flag
+from pipeline.schedules.weight_schedule import WeightSchedule, check_flag
 
 __all__ = ["AdaptiveSchedule"]
 
@@ -41,7 +41,7 @@ class AdaptiveSchedule(WeightSchedule):
         initial: the weights at the start (``loss.weights``).
         temperature: ``T`` > 0 (the paper uses 2).
         keep_ratios: weigh the softmax by the start weights.
-        min_weight, max_weight, start_weights: see :class:`~pipeline.schedules.base.WeightSchedule`.
+        min_weight, max_weight, start_weights: see :class:`~pipeline.schedules.weight_schedule.WeightSchedule`.
     """
 
     name = "adaptive"

@@ -6,7 +6,7 @@ import math
 from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.base import WeightSchedule, check_count
+from pipeline.schedules.weight_schedule import WeightSchedule, check_count
 
 __all__ = ["CosineSchedule", "DEFAULT_EPOCHS"]
 
@@ -45,7 +45,7 @@ class CosineSchedule(WeightSchedule):
             a trainer (``max_epochs - 1 - warmup_epochs``, so the last epoch trains with the end weights), else
             ``DEFAULT_EPOCHS`` (100).
         warmup_epochs: ``W``, epochs before the cosine starts (``W + 1`` epochs train with the start weights).
-        min_weight, max_weight, normalize: see :class:`~pipeline.schedules.base.WeightSchedule`.
+        min_weight, max_weight, normalize: see :class:`~pipeline.schedules.weight_schedule.WeightSchedule`.
     """
 
     name = "cosine"

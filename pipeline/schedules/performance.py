@@ -6,8 +6,8 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.base import WeightSchedule, check_count
-from pipeline.schedules.weights import check_names
+from pipeline.schedules.weight_schedule import WeightSchedule, check_count
+from pipeline.schedules.weight_math import check_names
 
 __all__ = ["PerformanceSchedule", "TOPOLOGY_TERMS", "THRESHOLD_MODES"]
 
@@ -50,7 +50,7 @@ class PerformanceSchedule(WeightSchedule):
         shift: the fraction of ``S`` moved per shift, in (0, 1].
         from_terms: the group that gives weight; to_terms: the group that receives it.
         max_shifts: the most shifts in a run (None: no limit).
-        min_weight, max_weight, start_weights: see :class:`~pipeline.schedules.base.WeightSchedule`; e.g.
+        min_weight, max_weight, start_weights: see :class:`~pipeline.schedules.weight_schedule.WeightSchedule`; e.g.
             ``start_weights={"cldice": 0}`` on ``vessel_cldice`` starts without clDice and gives it weight only when
             Dice stops improving.
     """

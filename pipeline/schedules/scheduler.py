@@ -1,4 +1,4 @@
-"""The seed's engine-free ``LossScheduler``: a schedule applied to a CombinedLoss, stepped once per epoch."""
+"""The original API's engine-free ``LossScheduler``: a schedule applied to a CombinedLoss, stepped once per epoch."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
 from pipeline.losses.combined import CombinedLoss, component_key
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.weight_schedule import WeightSchedule
 from pipeline.schedules.meter import TermLossMeter
-from pipeline.schedules.registry import create_schedule
+from pipeline.schedules.schedule_names import create_schedule
 
 __all__ = ["LossScheduler", "MONITOR_GUESSES"]
 
@@ -19,16 +19,20 @@ logger = logging.getLogger(__name__)
 
 #: metric names a performance schedule follows, in this order, when no monitor is given (all: higher is better)
 MONITOR_GUESSES = ("val_mean_dice", "val_dice", "mean_dice", "dice")
-#: attributes of a CombinedLoss: the LossScheduler that owns its weights (a weak reference), and the weights it had
-#: before, which every schedule starts from and ``close`` restores
-_OWNER = "_loss_scheduler"
-_CONFIGURED = "_configured_weights"
+#: loss -> (the LossScheduler that owns its weights, as a weak reference; the weights the loss had before any schedule,
+#: which every schedule starts from and ``close`` restores). Kept here, so no schedule writes into the loss object.
+_OWNERS: "weakref.WeakKeyDictionary[CombinedLoss, tuple[weakref.ref, dict[str, float]]]" = weakref.WeakKeyDictionary()
+
+
+def _owner(loss: CombinedLoss) -> "LossScheduler | None":
+    entry = _OWNERS.get(loss)
+    return None if entry is None else entry[0]()
 
 
 class LossScheduler:
     """Change the term weights of a :class:`~pipeline.losses.combined.CombinedLoss` once per epoch by a schedule.
 
-    The seed's loop works as it is::
+    The original API's loop works as it is::
 
         loss_scheduler = LossManager.create_loss_scheduler(loss_function, {"type": "adaptive", "params": {}})
         for epoch in range(num_epochs):
@@ -38,12 +42,12 @@ class LossScheduler:
     The epoch's mean term losses (what the adaptive schedule follows) are gathered by a
     :class:`~pipeline.schedules.meter.TermLossMeter` from the loss's own training calls, so ``step`` needs nothing
     more; pass ``losses=`` to use other values. The Ignite handler
-    :class:`~pipeline.schedules.handler.LossScheduleHandler` drives the same object from engine events.
+    :class:`~pipeline.schedules.schedule_handler.LossScheduleHandler` drives the same object from engine events.
 
     Args:
         loss_function: the loss whose weights change.
         schedule: ``"adaptive"``, ``"cosine"``, ``"step"``, ``"performance"``, or a built
-            :class:`~pipeline.schedules.base.WeightSchedule` for this loss's terms.
+            :class:`~pipeline.schedules.weight_schedule.WeightSchedule` for this loss's terms.
         params: the schedule's parameters (see its class).
 
     Attributes:
@@ -62,12 +66,12 @@ class LossScheduler:
                 "a loss-weight schedule needs a pipeline CombinedLoss (named, weighted terms), got "
                 f"{type(loss_function).__name__}; build it with LossManager.create_loss_function(...)."
             )
-        owner = getattr(loss_function, _OWNER, lambda: None)()
+        owner = _owner(loss_function)
         if owner is not None:  # two schedules would overwrite each other's weights: the new one takes over
             logger.warning("a new loss-weight schedule (%s) replaces %r on this loss.", schedule, owner.schedule)
             owner.close()  # gives the loss back its configured weights
-        elif _CONFIGURED in loss_function.__dict__:  # an earlier schedule was dropped without close(): the same
-            loss_function.set_weights(loss_function.__dict__[_CONFIGURED])
+        elif loss_function in _OWNERS:  # an earlier schedule was dropped without close(): the same
+            loss_function.set_weights(_OWNERS[loss_function][1])
         if isinstance(schedule, WeightSchedule):
             if params:
                 raise SettingsError(f"params {sorted(params)} given with an already built schedule {schedule!r}.")
@@ -77,8 +81,7 @@ class LossScheduler:
                 )
         else:
             schedule = create_schedule(schedule, loss_function.weights, params)
-        loss_function.__dict__[_OWNER] = weakref.ref(self)
-        loss_function.__dict__[_CONFIGURED] = dict(loss_function.weights)
+        _OWNERS[loss_function] = (weakref.ref(self), dict(loss_function.weights))
         self.closed = False
         self.loss = loss_function
         self.schedule = schedule
@@ -190,9 +193,8 @@ class LossScheduler:
         new schedule starts from the configured weights, not from where this one ended)."""
         self.closed = True
         self.meter.close()
-        if getattr(self.loss, _OWNER, lambda: None)() is self:
-            del self.loss.__dict__[_OWNER]
-            self.loss.set_weights(self.loss.__dict__.pop(_CONFIGURED))
+        if _owner(self.loss) is self:
+            self.loss.set_weights(_OWNERS.pop(self.loss)[1])
 
     def state_dict(self) -> dict[str, Any]:
         """The schedule's state, the epoch's partial term sums and the history (plain numbers and lists)."""

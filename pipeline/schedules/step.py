@@ -6,8 +6,8 @@ import bisect
 from typing import Mapping, Sequence
 
 from pipeline.errors import SettingsError
-from pipeline.schedules.base import WeightSchedule, check_count
-from pipeline.schedules.weights import check_names, per_term
+from pipeline.schedules.weight_schedule import WeightSchedule, check_count
+from pipeline.schedules.weight_math import check_names, per_term
 
 __all__ = ["StepSchedule"]
 
@@ -43,7 +43,7 @@ class StepSchedule(WeightSchedule):
         step_size: epochs between steps (default 10 when no ``milestones``).
         milestones: epochs (completed, increasing) after which a step happens, instead of ``step_size``.
         terms: the terms a single ``gamma`` applies to (default: the first term).
-        min_weight, max_weight, normalize, start_weights: see :class:`~pipeline.schedules.base.WeightSchedule`.
+        min_weight, max_weight, normalize, start_weights: see :class:`~pipeline.schedules.weight_schedule.WeightSchedule`.
     """
 
     name = "step"

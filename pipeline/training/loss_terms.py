@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ignite.engine import Engine, Events
 
-from pipeline.handlers import run_first
+from pipeline.handler_order import run_first
 from pipeline.losses.combined import CombinedLoss
 from pipeline.schedules.meter import TermLossMeter
 

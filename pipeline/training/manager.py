@@ -21,11 +21,13 @@ import ignite.distributed as idist
 import torch
 
 from pipeline.checkpoint import create_checkpoint_manager, get_checkpoint_preset
-from pipeline.checkpoint.manifest import scalar_metrics
+from pipeline.checkpoint.storage.manifest import scalar_metrics
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.handlers import schedule_values, stretch_cosine
+from pipeline.epoch_summary import schedule_values
+from pipeline.cosine_lr import stretch_cosine
 from pipeline.history import export_history, strict_json, with_checkpoints
-from pipeline.losses import create_loss_function, create_loss_scheduler, get_preset_loss_config
+from pipeline.losses import get_preset_loss_config
+from pipeline.schedules import LossManager, create_loss_scheduler
 from pipeline.plots import plot_training_curves
 from pipeline.tracking import MLflowTracker
 from pipeline.training.steps import StepMeans, process_function, split_batch, train_step, validate
@@ -178,7 +180,7 @@ class TrainingManager:
             ValueError: unknown preset, type, key or schedule (the valid ones are listed).
         """
         settings = _config(config, get_preset_loss_config, "loss")
-        loss = create_loss_function(settings)
+        loss = LossManager.create_loss_function(settings)  # checks a scheduler entry before anything changes
         if self.loss_scheduler is not None:
             self.loss_scheduler.close()
         self.loss_function, self.loss_config = loss, settings
@@ -350,7 +352,7 @@ class TrainingManager:
         Args:
             num_epochs: the run's (new) number of epochs: a :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`
                 ``scheduler`` restored with the old run's ``T_max`` is stretched to it
-                (:func:`pipeline.handlers.stretch_cosine`), so an extended run keeps annealing instead of the learning
+                (:func:`pipeline.cosine_lr.stretch_cosine`), so an extended run keeps annealing instead of the learning
                 rate climbing back up.
 
         Returns:

@@ -12,7 +12,8 @@ from ignite.engine import Engine, Events
 
 from pipeline.checkpoint import CheckpointHandler
 from pipeline.errors import SettingsError
-from pipeline.handlers import EpochSummaryLogger, attached_handler
+from pipeline.epoch_summary import EpochSummaryLogger
+from pipeline.handler_order import attached_handler
 from pipeline.schedules import LossScheduleHandler
 from pipeline.training.loss_terms import LossTermsHandler
 from pipeline.training.steps import VAL_METRIC
@@ -85,7 +86,7 @@ def attach_manager(
     - the loss-weight schedule: a :class:`~pipeline.schedules.LossScheduleHandler` with the configured schedule (or,
       without one, a :class:`~pipeline.training.loss_terms.LossTermsHandler`), so every epoch has its weights and
       term losses;
-    - history: the trainer's :class:`~pipeline.handlers.EpochSummaryLogger` (one is attached if it has none) is the
+    - history: the trainer's :class:`~pipeline.epoch_summary.EpochSummaryLogger` (one is attached if it has none) is the
       manager's ``history`` (with the optimizer's ``lr``); the plot is refreshed at each epoch's start (so it shows
       the previous epoch's checkpoint decision) and at ``COMPLETED``, when the history is exported;
     - checkpoints: a :class:`~pipeline.checkpoint.CheckpointHandler` with the manager's strategy, saving ``to_save``

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from monai.utils import set_determinism
 from pipeline.checkpoint import CheckpointHandler
 from pipeline.data import check_items, load_datalist, make_loader
 from pipeline.engines import VAL_KEY_METRIC, create_evaluator, create_trainer
-from pipeline.handlers import EpochSummaryLogger
+from pipeline.epoch_summary import EpochSummaryLogger
+from pipeline.history import write_history_json
 from pipeline.losses import create_loss_function
 from pipeline.networks import create_unet
 from pipeline.plots import plot_training_curves
@@ -136,9 +136,7 @@ def run_training(config: TrainingConfig) -> TrainingResult:
     seconds = time.perf_counter() - start
     set_determinism(seed=None)
 
-    # strict JSON: a NaN loss is written as null
-    history = [{k: (None if v != v else v) for k, v in h.items()} for h in summary.history]
-    (out / "history.json").write_text(json.dumps(history, indent=2, allow_nan=False) + "\n")
+    write_history_json(summary.history, out / "history.json")  # strict JSON: NaN and infinity as null
     loss_name = config.loss or "DiceFocalLoss"
     if config.loss_schedule:
         loss_name += f", {config.loss_schedule} weights"

@@ -15,7 +15,7 @@ from pipeline.checkpoint.strategies.base import (
 from pipeline.checkpoint.strategies.best import AllStrategy, BestStrategy
 from pipeline.checkpoint.strategies.performance import PerformanceStrategy
 from pipeline.checkpoint.strategies.regular import EpochStrategy, IntervalStrategy
-from pipeline.checkpoint.strategies.registry import STRATEGIES, create_strategy, strategy_parameters
+from pipeline.checkpoint.strategies.strategy_names import STRATEGIES, create_strategy, strategy_parameters
 from pipeline.checkpoint.strategies.time_based import TimeStrategy
 
 __all__ = [

@@ -13,7 +13,7 @@ from pipeline.phantoms.ccta.config import CCTAConfig
 from pipeline.phantoms.ccta.raster import SparseField, Window, lookup, merge_nearest, rasterise_tube, resample_polyline
 from pipeline.phantoms.ccta.scanner import acquire, motion_blur, psf_sigma_vox, quantise
 from pipeline.phantoms.ccta.tissues import Tissue, lookup_tables
-from pipeline.phantoms.volume import phantom_affine
+from pipeline.io.nifti import phantom_affine
 
 __all__ = ["CCTAPhantom", "make_ccta_phantom"]
 

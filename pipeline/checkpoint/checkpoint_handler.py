@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -9,23 +10,32 @@ from typing import Any, Mapping
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers.checkpoint import CheckpointEvents
 
-from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
-from pipeline.checkpoint.distributed import PerRank, agree, is_writer
-from pipeline.checkpoint.loader_state import LoaderState, finish_epoch_iterator
-from pipeline.checkpoint.manifest import CheckpointEntry, scalar_metrics
-from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
-from pipeline.checkpoint.training_state import discover_training_state, has_state, state_target, training_loader
-from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy, create_strategy
+from pipeline.checkpoint.checkpointer import RESUME_CHOICES
+from pipeline.checkpoint.settings import STRATEGY_DEFAULT, CheckpointSettings
+from pipeline.checkpoint.state.distributed import PerRank, agree, is_writer
+from pipeline.checkpoint.state.loader_state import LoaderState, finish_epoch_iterator
+from pipeline.checkpoint.storage.manifest import CheckpointEntry, scalar_metrics
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore, load_checkpoint_file
+from pipeline.checkpoint.state.discovery import discover_training_state, has_state, state_target, training_loader
+from pipeline.checkpoint.strategies import CheckpointEvent, CheckpointStrategy
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.handlers import run_first, run_last
+from pipeline.handler_order import run_first, run_last
 
-__all__ = ["CheckpointHandler", "STATE_KEY"]
+__all__ = ["CheckpointHandler", "STATE_KEY", "register_checkpoint_events"]
 
 logger = logging.getLogger(__name__)
 
 #: the key under which the handler saves its own state next to the objects of ``to_save``.
 STATE_KEY = "checkpointer"
+
+
+def register_checkpoint_events(engine: Engine) -> None:
+    """Register Ignite's checkpoint events (``CheckpointEvents.SAVED_CHECKPOINT``) on ``engine`` unless they already
+    are, so that handlers can listen to them before the checkpoint handler is attached."""
+    if not engine.has_registered_events(CheckpointEvents.SAVED_CHECKPOINT):
+        engine.register_events(*CheckpointEvents)
 
 
 def _is_scheduler(obj: Any) -> bool:
@@ -41,12 +51,19 @@ class CheckpointHandler:
     event (validation, LR scheduler steps, loggers), so a checkpoint holds the state the next epoch starts from.
 
     A checkpoint holds the whole training state, found from the trainer
-    (:func:`~pipeline.checkpoint.training_state.discover_training_state`): network, optimizer, AMP scaler, LR
+    (:func:`~pipeline.checkpoint.state.discovery.discover_training_state`): network, optimizer, AMP scaler, LR
     scheduler, loss-weight schedules and other stateful handlers, epoch and iteration, the random generators of every
     process, the loader's shuffling and augmentation generators, the best metric so far, the strategy's state and the
     training clock. A run resumed from it continues exactly as the uninterrupted run would (bit for bit on CPU).
 
-    Under ``torch.distributed`` rank 0 decides and writes; the decision is broadcast, every rank takes part in
+    Each checkpoint written fires Ignite's ``CheckpointHandler.SAVED_CHECKPOINT`` (``Checkpoint.SAVED_CHECKPOINT``) on
+    the trainer once the file is durable, with ``trainer.state.saved_checkpoint`` telling what was saved: the manifest
+    entry's fields (``file``, ``epoch``, ``iteration``, ``reasons``, ``metrics``, ``score``, ``size``, ``sha256``, ...),
+    ``path``, ``evicted`` (the files retention removed after it) and ``history`` (every save so far, as
+    :attr:`Checkpointer.history`). A background write (``async_save``) fires it on the training thread at the first
+    event after the write completed. The MLflow tracker and the training curves listen to it.
+
+    Under ``torch.distributed`` rank 0 decides and writes (and alone fires ``SAVED_CHECKPOINT``); the decision is broadcast, every rank takes part in
     gathering the per-process random state, the other ranks wait for rank 0, and every rank resumes from the same
     checkpoint.
 
@@ -82,7 +99,13 @@ class CheckpointHandler:
         async_save: copy the state on the training thread and write it on a background thread; a save then blocks
             training for the copy only; a failed write is raised at the next save or when the run ends.
         discover: add the training state found from the trainer to ``to_save``.
+        settings: a :class:`~pipeline.checkpoint.settings.CheckpointSettings` in place of the arguments from
+            ``strategy`` to ``async_save`` (e.g. a :class:`~pipeline.checkpoint.CheckpointManager`'s ``settings``, so
+            that both share one strategy).
     """
+
+    #: fired on the trainer after each checkpoint written (Ignite's own event, as ``ignite.handlers.Checkpoint`` fires)
+    SAVED_CHECKPOINT = CheckpointEvents.SAVED_CHECKPOINT
 
     def __init__(
         self,
@@ -105,25 +128,30 @@ class CheckpointHandler:
         resume: str | Path | None = None,
         async_save: bool = False,
         discover: bool = True,
+        settings: CheckpointSettings | None = None,
     ) -> None:
-        params = dict(strategy_params or {})
-        for key, value in (("monitor", monitor), ("mode", mode), ("max_checkpoints", max_checkpoints)):
-            if value is not None:
-                params[key] = value
-        self.strategy = create_strategy(strategy, **params)
+        if settings is None:
+            settings = CheckpointSettings(
+                strategy=strategy, model_name=model_name, monitor=monitor, mode=mode,
+                max_checkpoints=STRATEGY_DEFAULT if max_checkpoints is None else max_checkpoints,
+                strategy_params=dict(strategy_params or {}), save_last=save_last, save_optimizer=save_optimizer,
+                save_scheduler=save_scheduler, disk_budget=disk_budget, fsync=fsync, existing=existing,
+                async_save=async_save,
+            )
+        self.settings = settings.resolved()
+        self.strategy = self.settings.strategy
         if to_save is None and not discover:
             raise SettingsError("to_save is needed when discover=False: there would be nothing to save")
         if resume is not None and not isinstance(resume, (str, Path)):
             raise SettingsError(f"resume must be None, one of {list(RESUME_CHOICES)} or a checkpoint path, got {resume!r}")
-        self._save_optimizer, self._save_scheduler = save_optimizer, save_scheduler
-        self._explicit = self._select(to_save, save_optimizer, save_scheduler) if to_save is not None else {}
+        self._save_optimizer, self._save_scheduler = self.settings.save_optimizer, self.settings.save_scheduler
+        self._explicit = self._select(to_save, self._save_optimizer, self._save_scheduler) if to_save is not None else {}
         self._discovered: dict[str, Any] = {}
         self._discover = discover
         self._resume_request = resume
         self._pending: dict[str, Any] = {}  # states of a loaded checkpoint whose objects are found only at STARTED
         # only rank 0 sweeps the folder and writes; the others read the manifest rank 0 keeps
-        store = CheckpointStore(checkpoint_dir, model_name, fsync, recover=is_writer())
-        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing, async_save and is_writer())
+        self.checkpointer = self.settings.checkpointer(checkpoint_dir, writer=is_writer())
         self.save_final = save_final
         self.save_on_exception = save_on_exception
         self.trainer: Engine | None = None
@@ -135,6 +163,7 @@ class CheckpointHandler:
         self._clock_start: float | None = None
         #: the checkpoint this run resumed from (an entry of this folder, or a path), None when it started afresh
         self.resumed_from: CheckpointEntry | Path | None = None
+        self._announced: CheckpointEntry | None = None  # the newest save SAVED_CHECKPOINT was fired for
 
     @staticmethod
     def _select(to_save: Mapping[str, Any], save_optimizer: bool, save_scheduler: bool, check: bool = True) -> dict[str, Any]:
@@ -203,6 +232,7 @@ class CheckpointHandler:
                 "(or an evaluator with a key metric)"
             )
         self.trainer, self.evaluator = trainer, evaluator
+        register_checkpoint_events(trainer)
         if evaluator is not None:
             evaluator.add_event_handler(Events.COMPLETED, self._record_metrics)
         trainer.add_event_handler(Events.STARTED, self._started)
@@ -311,7 +341,9 @@ class CheckpointHandler:
                 prepared.append(self.checkpointer.prepare(event, reasons))
             return reasons
 
-        if not agree(decide):
+        reasons = agree(decide)
+        self._announce(engine)  # a background write the decision waited for
+        if not reasons:
             return None
         try:
             state = self._collect()
@@ -320,6 +352,7 @@ class CheckpointHandler:
                 self.checkpointer.rollback(prepared[0])
             raise
         written = agree(lambda: self._write(event, prepared[0], state))
+        self._announce(engine)
         return self.checkpointer.store.find(written) if written and is_writer() else None
 
     def _write(self, event: CheckpointEvent, record: dict[str, Any], state: Mapping[str, Any]) -> str | None:
@@ -330,7 +363,25 @@ class CheckpointHandler:
         logger.info("checkpoint %s saved (%s)", entry.file, ", ".join(entry.reasons))
         return entry.file
 
+    def _announce(self, engine: Engine) -> None:
+        """Fire ``SAVED_CHECKPOINT`` for the newest checkpoint written, once, when its write is complete (rank 0)."""
+        entry = self.checkpointer.last_saved
+        writer = self.checkpointer.writer
+        if entry is None or entry is self._announced or (writer is not None and writer.busy):
+            return
+        self._announced = entry
+        history = copy.deepcopy(self.checkpointer.history)
+        index = next((i for i in range(len(history) - 1, -1, -1) if history[i]["file"] == entry.file), len(history) - 1)
+        history = history[: index + 1]  # not the save being prepared now
+        record = history[-1] if history else {}
+        engine.state.saved_checkpoint = {
+            **entry.to_dict(), "reasons": list(record.get("reasons", entry.reasons)),  # as saved (a "final" mark comes later)
+            "path": self.checkpointer.store.path(entry), "evicted": list(record.get("evicted", [])), "history": history,
+        }
+        engine.fire_event(CheckpointEvents.SAVED_CHECKPOINT)
+
     def _epoch_started(self, engine: Engine) -> None:
+        self._announce(engine)  # a background write that completed during the last epoch
         loader = self._discovered.get("train_loader")
         if isinstance(loader, PerRank) and isinstance(loader.obj, LoaderState):
             loader.obj.start_epoch()
@@ -358,6 +409,7 @@ class CheckpointHandler:
         if self.save_final and agree(final_needs_a_save):
             self._step(engine, "final", ("final",))
         agree(self.checkpointer.flush)
+        self._announce(engine)
         self._stop_clock()
 
     def _exception_raised(self, engine: Engine, error: BaseException) -> None:
@@ -367,6 +419,7 @@ class CheckpointHandler:
         self._stop_clock()
         try:  # a background write in flight first: the exception checkpoint comes after it
             self.checkpointer.flush()
+            self._announce(engine)
         except Exception as write_error:
             logger.error("the last background checkpoint write failed: %s", write_error)
         # no collective here: the other processes may not have failed; rank 0 saves its own state only
@@ -377,6 +430,7 @@ class CheckpointHandler:
                 self.checkpointer.flush()
             except Exception as save_error:  # the original error matters more; report both
                 logger.error("could not save the exception checkpoint: %s", save_error)
+        self._announce(engine)
 
     @staticmethod
     def _reraise(engine: Engine, error: BaseException) -> None:

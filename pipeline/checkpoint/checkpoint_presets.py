@@ -1,4 +1,4 @@
-"""Named checkpoint configurations (the seed's config dicts) and the factory that reads them."""
+"""Named checkpoint configurations (the original API's config dicts) and the factory that reads them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.checkpoint.manager import AutoCheckpointManager, CheckpointManager
+from pipeline.checkpoint.checkpoint_manager import AutoCheckpointManager, CheckpointManager
 from pipeline.errors import SettingsError
 
 __all__ = ["CHECKPOINT_PRESETS", "get_checkpoint_preset", "create_checkpoint_manager"]
@@ -38,7 +38,7 @@ def get_checkpoint_preset(name: str) -> dict[str, Any]:
 def create_checkpoint_manager(
     checkpoint_dir: str | Path, model_name: str = "model", config: Mapping[str, Any] | str | None = None
 ) -> CheckpointManager:
-    """Build a manager from a seed-style config dict (or a preset name).
+    """Build a manager from an original-API config dict (or a preset name).
 
     ``{"manager_type": "auto", "auto_strategy": "adaptive", ...}`` gives an :class:`AutoCheckpointManager`; otherwise
     (``manager_type`` ``"standard"`` or absent) a :class:`CheckpointManager` with ``save_strategy`` (default

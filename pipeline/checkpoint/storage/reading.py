@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.checkpoint.checkpointer import Checkpointer
-from pipeline.checkpoint.store import CheckpointStore, load_checkpoint_file
-from pipeline.checkpoint.strategies import EpochStrategy
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore, load_checkpoint_file
 from pipeline.errors import CheckpointError
 
 __all__ = ["MANIFEST_SUFFIX", "stores_in", "resolve_checkpoint", "load_training_state"]
@@ -42,8 +40,7 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
         found = [s.manifest_path.name for s in stores]
         raise CheckpointError(f"checkpoint folder '{path}' must hold exactly one *{MANIFEST_SUFFIX}, found {found}; name the file instead.")
     store = stores[0]
-    scoring = EpochStrategy(monitor=store.monitor, mode=store.mode)
-    entry = Checkpointer(store, scoring).best_entry if which == "best" else None
+    entry = store.best() if which == "best" else None
     entry = entry or store.newest()
     if entry is None:
         raise CheckpointError(f"checkpoint folder '{path}' holds no checkpoint.")

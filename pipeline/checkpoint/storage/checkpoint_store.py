@@ -7,11 +7,13 @@ go. A kill at any moment therefore leaves at least every checkpoint that was com
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import math
 import pickle
 import re
+import shutil
 import warnings
 import zipfile
 from datetime import datetime, timezone
@@ -20,17 +22,40 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from pipeline.checkpoint.atomic import TEMP_SUFFIX, atomic_write, sha256_of
-from pipeline.checkpoint.manifest import CheckpointEntry, clean_metrics, read_manifest, read_manifest_header, write_manifest
+from pipeline.io.atomic import TEMP_SUFFIX, atomic_write, sha256_of
+from pipeline.checkpoint.storage.manifest import CheckpointEntry, clean_metrics, read_manifest, read_manifest_header, write_manifest
+from pipeline.checkpoint.strategies import top_by_score
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointStore", "load_checkpoint_file"]
 
 logger = logging.getLogger(__name__)
 
+#: the OS errors that mean the disk (or the user's quota) is full.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 #: the ``format`` key of every checkpoint this project writes.
 CHECKPOINT_FORMAT = "vessel-pipeline-checkpoint/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def tensor_bytes(state: Any) -> int:
+    """The bytes of the tensor data in ``state`` (nested dicts, lists and tuples), each storage counted once: about
+    the size of its checkpoint file."""
+    seen: set[int] = set()
+    total = 0
+    stack = [state]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total
 
 
 def _reason(error: BaseException) -> str:
@@ -160,6 +185,15 @@ class CheckpointStore:
         candidates = [e for e in self._entries if not set(e.reasons) <= skip or not e.reasons]
         return max(candidates, key=lambda e: (e.seq, e.iteration, e.epoch), default=None)
 
+    def best(self, mode: str | None = None) -> CheckpointEntry | None:
+        """The kept checkpoint with the best finite score in direction ``mode`` (default: the manifest's), the older
+        one among equals; None when nothing was scored."""
+        scored = [e for e in self._entries if e.score is not None and math.isfinite(e.score)]
+        if not scored:
+            return None
+        best = top_by_score([e.kept() for e in scored], 1, mode or self.mode or "max")[0]
+        return next(e for e in scored if e.file == best.key)
+
     def total_size(self) -> int:
         return sum(e.size for e in self._entries)
 
@@ -204,8 +238,9 @@ class CheckpointStore:
         """Write ``state`` durably as a new checkpoint and record it in the manifest.
 
         Raises:
-            CheckpointError: the write failed (e.g. a full disk); the message names the file and the OS error. The
-                earlier checkpoints and the manifest are untouched and no temp file is left.
+            CheckpointError: the write failed; the message names the file and the OS error, and for a full disk the
+                checkpoint's size, the bytes written and the free space. The earlier checkpoints and the manifest are
+                untouched and no temp file is left.
         """
         entry = CheckpointEntry(
             file=self.file_name(epoch, iteration),
@@ -224,8 +259,16 @@ class CheckpointStore:
             entry.size, entry.sha256 = atomic_write(path, lambda f: torch.save(payload, f), fsync=self.fsync)
         except OSError as e:
             kept = ", ".join(e.file for e in self._entries) or "none"
+            problem = e.strerror or str(e)
+            if e.errno in DISK_FULL:
+                written = getattr(e, "written", 0)
+                problem += (
+                    f": the disk is full; the checkpoint needs about {tensor_bytes(payload):,} bytes (tensor data), "
+                    f"{written:,} were written before the disk ran out, {shutil.disk_usage(self.directory).free:,} "
+                    f"bytes are free in {self.directory}"
+                )
             raise CheckpointError(
-                f"could not write checkpoint {path}: {e.strerror or e}; earlier checkpoints are intact ({kept})"
+                f"could not write checkpoint {path}: {problem}; earlier checkpoints and the manifest are intact ({kept})"
             ) from e
         self._entries.append(entry)
         previous_seq, self._last_seq = self._last_seq, entry.seq

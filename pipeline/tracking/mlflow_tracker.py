@@ -11,9 +11,12 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
+from pipeline.checkpoint import CheckpointHandler, register_checkpoint_events
 from pipeline.errors import SettingsError
-from pipeline.handlers import output_losses, run_last, schedule_values
-from pipeline.tracking.store import (
+from pipeline.epoch_loss import attach_epoch_loss
+from pipeline.epoch_summary import schedule_values
+from pipeline.handler_order import run_last
+from pipeline.tracking.mlflow_store import (
     ARTIFACTS_DIR,
     flatten_params,
     get_or_create_experiment,
@@ -57,13 +60,15 @@ class MLflowTracker:
 
     - at start: ``params`` flattened (``{"loss": {"dice_weight": 0.7}}`` -> ``loss.dice_weight``); parameters a
       continued run already has keep their first value (a changed one is reported in a warning);
-    - per epoch (step = trainer epoch): ``loss`` (the epoch's mean training loss), ``time_s``, ``lr`` (of a MONAI
+    - per epoch (step = trainer epoch): ``loss`` (the epoch's mean training loss over every
+      process, :class:`~pipeline.epoch_loss.EpochLoss`), ``time_s``, ``lr`` (of a MONAI
       trainer's optimizer), the trainer's own ``state.metrics``, ``weight_<term>`` / ``<term>_loss`` from
       ``trainer.state.loss_weights`` / ``trainer.state.loss_components`` (published by
       :class:`~pipeline.schedules.LossScheduleHandler`), and the evaluator's metrics after each validation;
-    - checkpoint events, when ``checkpoint`` (a :class:`~pipeline.checkpoint.CheckpointHandler` or
-      :class:`~pipeline.checkpoint.CheckpointManager`) is given: metrics ``checkpoint_saved`` (1) and
-      ``checkpoint_best`` (1 when saved as best) at the epoch of each save, and the full save history as the artifact
+    - each checkpoint save, as the :class:`~pipeline.checkpoint.CheckpointHandler` announces it
+      (``CheckpointHandler.SAVED_CHECKPOINT``; for a hand-written loop, :meth:`log_checkpoint_events` reads
+      ``checkpoint``, a :class:`~pipeline.checkpoint.CheckpointManager`): metrics ``checkpoint_saved`` (1) and
+      ``checkpoint_best`` (1 when saved as best) at the epoch of the save, and the full save history as the artifact
       ``checkpoints/history.json``;
     - at ``COMPLETED`` (and every epoch with ``artifacts_every_epoch``): the files of ``artifacts`` and the best
       checkpoint (under ``best_model/``); then the run ends ``FINISHED``. On an exception it ends ``FAILED``.
@@ -124,8 +129,6 @@ class MLflowTracker:
         self._client: Any = None
         self._checkpoints_logged = 0
         self._handled_error: BaseException | None = None
-        self._loss_sum = 0.0
-        self._loss_count = 0
         self._epoch_start = 0.0
 
     # ------------------------------------------------------------------------------------------------ store
@@ -241,11 +244,12 @@ class MLflowTracker:
         for first in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[first:first + 1000])
 
-    def log_checkpoint_events(self) -> int:
-        """Log the checkpoint saves not logged yet (from ``checkpoint.checkpointer.history``); returns how many."""
-        if self.checkpoint is None or not self._require_run():
+    def log_checkpoint_events(self, history: Sequence[Mapping[str, Any]] | None = None) -> int:
+        """Log the checkpoint saves of ``history`` not logged yet (default: ``checkpoint.checkpointer.history``);
+        returns how many."""
+        if (history is None and self.checkpoint is None) or not self._require_run():
             return 0
-        history = list(self.checkpoint.checkpointer.history)
+        history = list(self.checkpoint.checkpointer.history if history is None else history)
         new = history[self._checkpoints_logged:]
         for record in new:
             reasons = record.get("reasons", [])
@@ -300,9 +304,11 @@ class MLflowTracker:
         """Attach to ``trainer`` (a plain Ignite engine or MONAI's ``SupervisedTrainer``); the metrics of
         ``evaluator`` are logged after each of its runs, at the trainer's epoch."""
         self.trainer, self.evaluator = trainer, evaluator
+        attach_epoch_loss(trainer)  # the epoch's mean loss over every process, as the trainer's metric "loss"
+        register_checkpoint_events(trainer)
+        trainer.add_event_handler(CheckpointHandler.SAVED_CHECKPOINT, self._checkpoint_saved)
         trainer.add_event_handler(Events.STARTED, self._started)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
         trainer.add_event_handler(Events.COMPLETED, self._completed)
         trainer.add_event_handler(Events.EXCEPTION_RAISED, self._failed)
@@ -318,21 +324,15 @@ class MLflowTracker:
         self.start()
 
     def _epoch_started(self, engine: Engine) -> None:
-        self._loss_sum, self._loss_count = 0.0, 0
         self._epoch_start = time.perf_counter()
-        if self.active:
-            self.log_checkpoint_events()  # the previous epoch's save: the checkpoint handler runs after us
 
-    def _iteration_completed(self, engine: Engine) -> None:
-        losses = output_losses(engine.state.output)
-        self._loss_sum += sum(losses)
-        self._loss_count += len(losses)
+    def _checkpoint_saved(self, engine: Engine) -> None:
+        if self.active:
+            self.log_checkpoint_events(engine.state.saved_checkpoint["history"])
 
     def _epoch_completed(self, engine: Engine) -> None:
         state = engine.state
-        values: dict[str, Any] = dict(_scalars(state.metrics or {}))
-        if self._loss_count:
-            values["loss"] = self._loss_sum / self._loss_count
+        values: dict[str, Any] = dict(_scalars(state.metrics or {}))  # "loss" among them
         values.update(schedule_values(getattr(state, "loss_weights", None), getattr(state, "loss_components", None)))
         optimizer = getattr(engine, "optimizer", None)  # MONAI's trainers know theirs
         if isinstance(optimizer, torch.optim.Optimizer):

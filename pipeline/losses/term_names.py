@@ -6,7 +6,7 @@ import inspect
 from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.losses.base import LogitsLoss
+from pipeline.losses.logits_loss import LogitsLoss
 from pipeline.losses.cldice import ClDiceLoss
 from pipeline.losses.dice import EnhancedDiceLoss
 from pipeline.losses.focal import EnhancedBCELoss

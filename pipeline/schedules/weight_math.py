@@ -6,7 +6,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from pipeline.errors import SettingsError
-from pipeline.losses.weights import check_weight
+from pipeline.losses.weight_checks import check_weight
 
 __all__ = ["check_names", "per_term", "rebalance", "reachable", "clip"]
 

@@ -1,4 +1,4 @@
-"""Ready-made loss configurations: the seed's five presets (same weights) and three for thin vessels."""
+"""Ready-made loss configurations: the original API's five presets (same weights) and three for thin vessels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["LOSS_PRESETS", "get_preset_loss_config", "list_loss_presets"]
 
 _FOCAL = {"gamma": 2.0, "alpha": 0.25}
 
-#: preset name -> seed-style config for :func:`pipeline.losses.factory.create_loss_function`
+#: preset name -> original-API config for :func:`pipeline.losses.loss_factory.create_loss_function`
 LOSS_PRESETS: dict[str, dict[str, Any]] = {
     "default_segmentation": {"type": "combined", "dice_weight": 0.7, "bce_weight": 0.3},
     "focal_segmentation": {"type": "combined", "dice_weight": 0.6, "bce_weight": 0.4, "bce_config": _FOCAL},

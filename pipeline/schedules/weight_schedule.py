@@ -6,8 +6,8 @@ import math
 from typing import Any, ClassVar, Mapping
 
 from pipeline.errors import SettingsError
-from pipeline.losses.weights import check_weights
-from pipeline.schedules.weights import check_names, clip, per_term, reachable, rebalance
+from pipeline.losses.weight_checks import check_weights
+from pipeline.schedules.weight_math import check_names, clip, per_term, reachable, rebalance
 
 __all__ = ["WeightSchedule", "check_count", "check_flag"]
 
@@ -32,13 +32,13 @@ class WeightSchedule:
     A schedule is a pure object: it is told when an epoch ends (:meth:`epoch_completed`, with the epoch's mean term
     losses) and when a validation ends (:meth:`evaluation_completed`, with the monitored metric), and answers with
     :attr:`weights`. It never touches the loss; :class:`~pipeline.schedules.scheduler.LossScheduler` and the Ignite
-    handler :class:`~pipeline.schedules.handler.LossScheduleHandler` apply its weights. Its state is plain numbers,
+    handler :class:`~pipeline.schedules.schedule_handler.LossScheduleHandler` apply its weights. Its state is plain numbers,
     so it loads with ``torch.load(weights_only=True)``.
 
     The loss's configured weights (``initial``) fix the sum ``S``; the schedule starts from them, or from
     ``start_weights`` (e.g. a topology term at 0, to be given weight later). Every schedule keeps each weight within
     ``[min_weight, max_weight]``; with ``normalize`` (always for the schedules that move weight between terms) the
-    weights are then scaled to sum to ``S``, by :func:`~pipeline.schedules.weights.rebalance`.
+    weights are then scaled to sum to ``S``, by :func:`~pipeline.schedules.weight_math.rebalance`.
 
     Args:
         initial: the loss's configured weights (name -> weight), ``loss.weights``.

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from pipeline.checkpoint.rng import RNGState, generator_state, load_generator_state, load_numpy_state, numpy_state
+from pipeline.checkpoint.state.rng import RNGState, generator_state, load_generator_state, load_numpy_state, numpy_state
 from pipeline.errors import CheckpointError
 
 __all__ = ["LoaderState", "finish_epoch_iterator", "random_states"]

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 from ignite.engine import Engine, Events
 
 from pipeline.errors import SettingsError
-from pipeline.handlers import run_first, run_last
+from pipeline.handler_order import run_first, run_last
 from pipeline.losses.combined import CombinedLoss
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.weight_schedule import WeightSchedule
 from pipeline.schedules.scheduler import LossScheduler
 
 __all__ = ["LossScheduleHandler"]

@@ -1,6 +1,6 @@
-"""The seed's front doors, ``CheckpointManager`` and ``AutoCheckpointManager``, for hand-written training loops.
+"""The original API's front doors, ``CheckpointManager`` and ``AutoCheckpointManager``, for hand-written training loops.
 
-They use the same three layers as :class:`~pipeline.checkpoint.handler.CheckpointHandler` (strategy, store,
+They use the same three layers as :class:`~pipeline.checkpoint.checkpoint_handler.CheckpointHandler` (strategy, store,
 checkpointer); only the source of events differs: a call of :meth:`CheckpointManager.save_checkpoint` per epoch.
 """
 
@@ -12,22 +12,21 @@ from typing import Any, Mapping
 
 import torch
 
-from pipeline.checkpoint.checkpointer import RESUME_CHOICES, Checkpointer
-from pipeline.checkpoint.manifest import CheckpointEntry
-from pipeline.checkpoint.rng import RNGState
-from pipeline.checkpoint.store import CheckpointStore
-from pipeline.checkpoint.strategies import CheckpointEvent, create_strategy
+from pipeline.checkpoint.checkpointer import RESUME_CHOICES
+from pipeline.checkpoint.settings import STRATEGY_DEFAULT, CheckpointSettings
+from pipeline.checkpoint.storage.manifest import CheckpointEntry
+from pipeline.checkpoint.state.rng import RNGState
+from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore
+from pipeline.checkpoint.strategies import CheckpointEvent
 from pipeline.errors import CheckpointError, SettingsError
 
 __all__ = ["CheckpointManager", "AutoCheckpointManager", "AUTO_STRATEGIES", "STRATEGY_DEFAULT"]
 
 AUTO_STRATEGIES = ("adaptive", "performance_based", "time_based")
-#: ``max_checkpoints`` not given: the strategy's own default.
-STRATEGY_DEFAULT: Any = object()
 
 
 class CheckpointManager:
-    """Save and load checkpoints from a hand-written loop, by strategy (the seed's API).
+    """Save and load checkpoints from a hand-written loop, by strategy (the original API).
 
     Example::
 
@@ -79,13 +78,17 @@ class CheckpointManager:
         async_save: bool = False,
         **strategy_params: Any,
     ) -> None:
-        if max_checkpoints is not STRATEGY_DEFAULT:
-            strategy_params["max_checkpoints"] = max_checkpoints
-        self.strategy = create_strategy(save_strategy, monitor=monitor_metric, mode=mode, **strategy_params)
+        #: the settings, shared with a :class:`~pipeline.checkpoint.CheckpointHandler` built from them
+        self.settings = CheckpointSettings(
+            strategy=save_strategy, model_name=model_name, monitor=monitor_metric, mode=mode,
+            max_checkpoints=max_checkpoints, strategy_params=strategy_params, save_last=save_last,
+            save_optimizer=save_optimizer, save_scheduler=save_scheduler, disk_budget=disk_budget, fsync=fsync,
+            existing=existing, async_save=async_save,
+        ).resolved()
+        self.strategy = self.settings.strategy
         if self.strategy.needs_monitor and monitor_metric is None:
             raise SettingsError(f"checkpoint strategy {save_strategy!r} needs monitor_metric")
-        store = CheckpointStore(checkpoint_dir, model_name, fsync)
-        self.checkpointer = Checkpointer(store, self.strategy, save_last, disk_budget, existing, async_save)
+        self.checkpointer = self.settings.checkpointer(checkpoint_dir)
         self.save_optimizer = save_optimizer
         self.save_scheduler = save_scheduler
         self.monitor_metric = monitor_metric
@@ -246,7 +249,7 @@ class CheckpointManager:
 
 class AutoCheckpointManager(CheckpointManager):
     """:class:`CheckpointManager` with one of the automatic strategies: ``adaptive``, ``performance_based`` or
-    ``time_based`` (the seed's ``AutoCheckpointManager``)."""
+    ``time_based`` (the original API's ``AutoCheckpointManager``)."""
 
     def __init__(
         self, checkpoint_dir: str | Path, model_name: str = "model", auto_strategy: str = "adaptive", **kwargs: Any

@@ -24,9 +24,9 @@ import torch
 from ignite.engine import Engine
 from ignite.metrics import Metric
 
-from pipeline.checkpoint.distributed import PerRank
-from pipeline.checkpoint.loader_state import LoaderState
-from pipeline.checkpoint.rng import RNGState
+from pipeline.checkpoint.state.distributed import PerRank
+from pipeline.checkpoint.state.loader_state import LoaderState
+from pipeline.checkpoint.state.rng import RNGState
 
 __all__ = ["EvaluatorBest", "discover_training_state", "has_state", "state_target", "training_loader"]
 

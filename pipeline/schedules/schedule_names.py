@@ -1,4 +1,4 @@
-"""Schedules by name (the seed's ``'adaptive' | 'cosine' | 'step' | 'performance'``), with their parameters checked."""
+"""Schedules by name (the original API's ``'adaptive' | 'cosine' | 'step' | 'performance'``), with their parameters checked."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from pipeline.errors import SettingsError
 from pipeline.schedules.adaptive import AdaptiveSchedule
-from pipeline.schedules.base import WeightSchedule
+from pipeline.schedules.weight_schedule import WeightSchedule
 from pipeline.schedules.cosine import CosineSchedule
 from pipeline.schedules.performance import PerformanceSchedule
 from pipeline.schedules.step import StepSchedule

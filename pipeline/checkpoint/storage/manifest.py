@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.checkpoint.atomic import atomic_write
+from pipeline.io import write_json
 from pipeline.checkpoint.strategies import KeptCheckpoint
 
 __all__ = [
@@ -131,5 +131,4 @@ def write_manifest(
         "last_seq": last_seq,
         "checkpoints": [e.to_dict() for e in entries],
     }
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    atomic_write(Path(path), lambda f: f.write(text.encode()), fsync=fsync)
+    write_json(path, document, fsync=fsync)
