@@ -16,7 +16,7 @@ from monai.utils import set_determinism
 
 from pipeline.data import load_datalist, make_loader
 from pipeline.networks import create_unet
-from pipeline.workflows.config import resolve_device
+from pipeline.workflows import resolve_device
 from transforms import get_train_transforms, get_val_transforms
 
 REPO = Path(__file__).resolve().parents[1]

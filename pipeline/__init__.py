@@ -39,25 +39,16 @@ _EXPORTS: dict[str, str] = {
     "RECIPES": "pipeline.recipes",
     "run_comparison": "pipeline.workflows.comparison",
     "MLflowTracker": "pipeline.tracking",
-    **dict.fromkeys(["TrainingManager", "create_training_manager", "quick_training_setup"], "pipeline.training"),
+    **dict.fromkeys(
+        ["TrainingHandlers", "TrainingManager", "attach_training_handlers", "create_training_manager", "quick_training_setup"],
+        "pipeline.training",
+    ),
     "create_unet": "pipeline.networks",
     **dict.fromkeys(
         ["PhantomConfig", "TreeConfig", "make_phantom", "write_phantom_dataset", "CCTAConfig", "make_ccta_phantom"],
         "pipeline.phantoms",
     ),
-    **dict.fromkeys(
-        [
-            "CaseScore",
-            "TrainingConfig",
-            "TrainingResult",
-            "format_case_table",
-            "load_network",
-            "predict_and_score",
-            "predict_volumes",
-            "run_training",
-        ],
-        "pipeline.workflows",
-    ),
+    **dict.fromkeys(["TrainingResult", "evaluate_bundle", "infer_bundle", "train_bundle"], "pipeline.workflows"),
     **dict.fromkeys(
         [
             "AutoCheckpointManager",

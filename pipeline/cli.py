@@ -2,10 +2,12 @@
 
 Commands:
     demo            train on data_samples/, evaluate the held-out test cases, print a per-case table
-    train           train on a dataset folder with an MSD-style dataset.json
+    train           train with the bundle (bundles/coronary_vessel_seg/configs/train.json) and overrides
     evaluate        score prediction NIfTI files against label files (--pred/--label or --pairs), or a trained
-                    checkpoint on a list of the datalist (--checkpoint: infer, then score)
-    infer           sliding-window inference of NIfTI images with a checkpoint, written on each input's grid
+                    checkpoint on a list of the datalist (--checkpoint: the bundle's evaluate.json)
+    infer           sliding-window inference of NIfTI images with a checkpoint (the bundle's inference.json)
+
+train, infer, demo and evaluate --checkpoint run the bundle's configs; their options are bundle overrides.
     make-phantoms   generate synthetic coronary-like CT volumes and labels
     plan            fingerprint a dataset and write its training plan (DATASET_DIR/plan.json)
     compare         train recipes with several seeds on a dataset and compare them on its test list, with statistics
@@ -16,7 +18,6 @@ Exit codes: 0 done, 1 some case could not be scored (the reasons are in the tabl
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -27,34 +28,46 @@ from pipeline.cli_compare import add_compare_parser, run_compare
 from pipeline.cli_plan import add_plan_parser, run_plan
 from pipeline.evaluation import command as evaluate_files
 
-#: the repository's sample data, whatever the current folder (here, not imported: --help must not import torch)
-DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "data_samples")
-
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("pipeline")
 
-_CHECKPOINT_HELP = "checkpoint file, or a run's checkpoints/ folder for its best one (the run's config.json is found next to it)"
+_CHECKPOINT_HELP = (
+    "a run folder (its model.pt), a checkpoint file, or a run's checkpoints/ folder (its best one); the run's "
+    "config.json gives the network and preprocessing"
+)
 
 
-def _add_training_args(p: argparse.ArgumentParser, dataset_dir: Path | str, output_dir: str) -> None:
-    p.add_argument("--dataset-dir", default=str(dataset_dir), help="folder with the volumes and dataset.json")
+def _add_training_args(p: argparse.ArgumentParser, output_dir: str, existing: str | None) -> None:
+    """The training options: each one a bundle key (given ones only; the bundle's train.json holds the defaults)."""
+    p.add_argument("--dataset-dir", default=None, help="folder with the volumes and dataset.json (default: data_samples/)")
     p.add_argument("--datalist", default=None, help="datalist JSON (default: DATASET_DIR/dataset.json)")
-    p.add_argument("--output-dir", default=output_dir, help="where checkpoints, config and history go")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs")
+    p.add_argument("--output-dir", default=output_dir, help="the run folder: checkpoints, model.pt, config, history")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (extends a resumed run)")
     p.add_argument("--val-interval", type=int, default=None, help="validate every N epochs")
     p.add_argument("--patch-size", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"))
+    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None, help="'auto', 'cpu' or 'cuda'")
+    p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    p.add_argument("--amp", action="store_true", default=None, help="automatic mixed precision")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--loss", default=None, metavar="PRESET",
-                   help="a loss preset (vessel_cldice, vessel_skeleton_recall, vessel_topology, default_segmentation, ...) "
-                   "instead of MONAI's DiceFocalLoss")
+    p.add_argument("--loss-preset", "--loss", dest="loss_preset", default=None, metavar="PRESET",
+                   help="loss preset (vessel_skeleton_recall, vessel_cldice, vessel_topology, default_segmentation, ...)")
     p.add_argument("--loss-schedule", default=None, metavar="TYPE",
-                   help="change the preset's term weights each epoch: adaptive, cosine, step or performance")
+                   help="term weights per epoch: default (the preset's own), constant, adaptive, cosine, step, performance")
     p.add_argument("--loss-schedule-params", default=None, metavar="JSON",
                    help='the schedule\'s parameters as JSON, e.g. \'{"patience": 3, "shift": 0.1}\'')
+    p.add_argument("--checkpoint-strategy", default=None, metavar="NAME",
+                   help="best, epoch, interval, all, adaptive, performance_based, time_based")
+    p.add_argument("--max-checkpoints", type=int, default=None, help="checkpoints the strategy keeps")
+    p.add_argument("--resume", default=None, metavar="auto|best|last|PATH", help="continue a run from a checkpoint")
+    p.add_argument("--set", dest="bundle_set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other bundle key, VALUE as JSON where it parses, e.g. --set network_def#channels=[8,16,32]")
+    p.add_argument("--existing", default=existing, choices=("error", "replace", "keep"),
+                   help="a fresh run in a folder with an earlier run's checkpoints: refuse (error, the bundle's "
+                   "default), replace them once the first new checkpoint is saved, or keep them")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train on data_samples/, then evaluate the held-out test cases")
-    _add_training_args(demo, DEFAULT_DATA, "runs/demo")
+    _add_training_args(demo, "runs/demo", "replace")
 
-    train = sub.add_parser("train", help="train a UNet on a dataset folder")
-    _add_training_args(train, DEFAULT_DATA, "runs/train")
+    train = sub.add_parser("train", help="train with the bundle's train.json and these overrides")
+    _add_training_args(train, "runs/train", None)
 
     ev = sub.add_parser(
         "evaluate",
@@ -76,16 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_files.add_arguments(ev)
     ckpt = ev.add_argument_group("scoring a checkpoint")
     ckpt.add_argument("--checkpoint", default=None, help=_CHECKPOINT_HELP)
-    ckpt.add_argument("--dataset-dir", default=str(DEFAULT_DATA))
+    ckpt.add_argument("--dataset-dir", default=None, help="default: data_samples/")
     ckpt.add_argument("--datalist", default=None)
     ckpt.add_argument("--split", default="test", help="list of the datalist to score (default: test)")
-    ckpt.add_argument("--device", default="auto")
+    ckpt.add_argument("--device", default=None, help="'auto' (the default), 'cpu', 'cuda' or 'cuda:N'")
 
     inf = sub.add_parser("infer", help="predict NIfTI images with a checkpoint, on each input's grid and affine")
     inf.add_argument("--checkpoint", required=True, help=_CHECKPOINT_HELP)
     inf.add_argument("--input", required=True, nargs="+", help="NIfTI files, or folders of them")
     inf.add_argument("--out", required=True, help="folder for <name>_pred.nii.gz")
-    inf.add_argument("--device", default="auto")
+    inf.add_argument("--device", default=None, help="'auto' (the default), 'cpu', 'cuda' or 'cuda:N'")
 
     ph = sub.add_parser("make-phantoms", help="generate synthetic coronary-like CT volumes and labels")
     ph.add_argument("--out", required=True, help="output folder")
@@ -103,28 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _training_config(args: argparse.Namespace):
-    from pipeline.workflows import TrainingConfig
-
-    overrides = {
-        "dataset_dir": args.dataset_dir,
-        "datalist": args.datalist,
-        "output_dir": args.output_dir,
-        "epochs": args.epochs,
-        "val_interval": args.val_interval,
-        "patch_size": tuple(args.patch_size) if args.patch_size else None,
-        "learning_rate": args.learning_rate,
-        "seed": args.seed,
-        "device": args.device,
-        "loss": args.loss,
-        "loss_schedule": args.loss_schedule,
-        "loss_schedule_params": _json_object(args.loss_schedule_params, "--loss-schedule-params"),
-    }
-    config = TrainingConfig(**{k: v for k, v in overrides.items() if v is not None})
-    config.progress_bar = not args.no_progress and sys.stderr.isatty()
-    return config
-
-
 def _json_object(text: str | None, option: str) -> dict | None:
     from pipeline.errors import SettingsError
 
@@ -139,127 +130,108 @@ def _json_object(text: str | None, option: str) -> dict | None:
     return value
 
 
-def _train(args: argparse.Namespace):
-    from pipeline.workflows import run_training
-
-    result = run_training(_training_config(args))
-    print(
-        f"trained {len(result.history)} epochs in {result.seconds:.0f} s; best validation mean Dice "
-        f"{result.best_metric:.4f} at epoch {result.best_epoch}; checkpoint {result.best_checkpoint}"
-    )
-    return result
-
-
-def _bundle_overrides(args: argparse.Namespace) -> dict:
-    """The demo's options as overrides of the bundle's keys (only those given)."""
+def _set_overrides(pairs: Sequence[str]) -> dict:
+    """``--set KEY=VALUE`` options as bundle overrides (VALUE parsed as JSON where it parses, else text)."""
     from pipeline.errors import SettingsError
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise SettingsError(f"--set takes KEY=VALUE (a bundle key, e.g. network_def#dropout=0.1), got {pair!r}.")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
+
+
+def _device(name: str | None) -> str | None:
+    """A ``--device`` as the bundle's ``device`` expression (checked here: a missing GPU is bad input)."""
     from pipeline.workflows import resolve_device
 
-    if args.loss_schedule_params is not None and args.loss_schedule is None:
-        raise SettingsError("--loss-schedule-params are given without a --loss-schedule to take them.")
-    if args.loss is not None and args.loss_schedule is None:
-        raise SettingsError(
-            f"the demo's bundle fades the loss terms in with a schedule: give --loss-schedule with --loss {args.loss} "
-            "(e.g. cosine with --loss-schedule-params)."
-        )
+    return None if name is None else f"$torch.device('{resolve_device(name)}')"
+
+
+def _data_overrides(args: argparse.Namespace) -> dict:
+    given = {name: getattr(args, name, None) for name in ("dataset_dir", "datalist")}
+    given["device"] = _device(args.device)
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _training_overrides(args: argparse.Namespace) -> dict:
+    """The training options given, as overrides of the bundle's keys."""
     given = {
-        "dataset_dir": args.dataset_dir,
-        "datalist": args.datalist,
         "epochs": args.epochs,
         "val_interval": args.val_interval,
         "patch_size": list(args.patch_size) if args.patch_size else None,
+        "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "seed": args.seed,
-        "device": None if args.device is None else resolve_device(args.device),
-        "loss_preset": args.loss,
+        "amp": args.amp,
+        "num_workers": args.workers,
+        "loss_preset": args.loss_preset,
         "loss_schedule": args.loss_schedule,
         "loss_schedule_params": _json_object(args.loss_schedule_params, "--loss-schedule-params"),
+        "checkpoint_strategy": args.checkpoint_strategy,
+        "max_checkpoints": args.max_checkpoints,
+        "resume": args.resume,
+        "existing": args.existing,
     }
-    overrides = {k: v for k, v in given.items() if v is not None}
+    overrides = {**_data_overrides(args), **{k: v for k, v in given.items() if v is not None}, **_set_overrides(args.bundle_set)}
     overrides["progress"] = not args.no_progress and sys.stderr.isatty()
     return overrides
 
 
-def _demo(args: argparse.Namespace):
-    """Train with the bundle (bundles/coronary_vessel_seg), then score the held-out test list with its evaluate.json."""
-    from pipeline.workflows.bundle import evaluate_bundle, train_bundle
+def _train(args: argparse.Namespace):
+    from pipeline.workflows import train_bundle
 
-    overrides = _bundle_overrides(args)
-    run = train_bundle(args.output_dir, overrides)
+    run = train_bundle(args.output_dir, _training_overrides(args))
     print(
         f"trained {len(run.history)} epochs in {run.seconds:.0f} s; best validation mean Dice {run.best_metric:.4f} at "
-        f"epoch {run.best_epoch}; checkpoint {run.best_checkpoint}"
+        f"epoch {run.best_epoch}; checkpoint {run.best_checkpoint}; weights {run.output_dir / 'model.pt'}"
     )
-    report = evaluate_bundle(run, overrides, split="test")
+    return run
+
+
+def _demo(args: argparse.Namespace):
+    """Train with the bundle, then score the held-out test list with its evaluate.json."""
+    from pipeline.workflows import evaluate_bundle
+
+    run = _train(args)
+    report = evaluate_bundle(run.output_dir, run.output_dir / "evaluation", "test", _data_overrides(args))
     if report.n_failed:
         print(f"error: {report.n_failed} of {len(report.results)} cases could not be scored (see the table).", file=sys.stderr)
     return report
 
 
-def _evaluate(checkpoint, dataset_dir, datalist, split, output_dir, device, settings=None, workers: int = 1):
-    """Predict one list of the datalist with a checkpoint, print the Dice table, then score the written predictions
-    with the evaluation tool (into ``output_dir/evaluation``)."""
-    import tempfile
+def _run_folder(checkpoint: str) -> Path:
+    """The run folder of a checkpoint (where its config.json is), or the checkpoint's own folder."""
+    from pipeline.bundle import find_run_config
 
-    from pipeline.data import check_items, load_datalist
-    from pipeline.evaluation import CasePair, EvaluationSettings
-    from pipeline.workflows import format_case_table, load_network, predict_and_score, resolve_device
+    config = find_run_config(checkpoint)
+    path = Path(checkpoint)
+    return config.parent if config is not None else (path if path.is_dir() else path.parent)
 
-    device = resolve_device(device)
-    items = load_datalist(dataset_dir, split, datalist)
-    check_items(items)
-    network, config = load_network(checkpoint)
-    with tempfile.TemporaryDirectory() as tmp:
-        pred_dir = Path(tmp) if output_dir is None else Path(output_dir) / "predictions"
-        scores = predict_and_score(network, config, items, device, pred_dir)
-        print(f"\n{split} cases scored on their original grid ({checkpoint}):\n")
-        print(format_case_table(scores))
-        if output_dir is not None:
-            rows = [{**dataclasses.asdict(s), "prediction": str(s.prediction)} for s in scores]
-            Path(output_dir).mkdir(parents=True, exist_ok=True)
-            (Path(output_dir) / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")
-        pairs = [CasePair(s.case, s.prediction, Path(it["label"])) for s, it in zip(scores, items)]
-        out = None if output_dir is None else Path(output_dir) / "evaluation"
-        settings = settings or EvaluationSettings()
-        title = f"evaluation tool (mm, NSD tolerance {settings.tolerance_mm:g} mm):"
-        report = evaluate_files.score_and_report(pairs, out, settings, workers, title)
-    return scores, report
+
+def _evaluate_checkpoint(args: argparse.Namespace, settings):
+    """Predict one list of the datalist with a checkpoint through the bundle's evaluate.json, then score it."""
+    from pipeline.workflows import evaluate_bundle
+
+    out = args.out or _run_folder(args.checkpoint) / "evaluation" / args.split
+    overrides = {**_data_overrides(args), "tolerance_mm": settings.tolerance_mm, "eval_workers": args.workers}
+    return evaluate_bundle(args.checkpoint, Path(out).resolve(), args.split, overrides)
 
 
 def _evaluate_command(args: argparse.Namespace):
-    return evaluate_files.run(args, checkpoint=lambda settings: _evaluate(
-        args.checkpoint, args.dataset_dir, args.datalist, args.split, args.out, args.device, settings, args.workers)[1])
-
-
-def _input_images(inputs: Sequence[str]) -> list[str]:
-    from pipeline.errors import InputError
-    from pipeline.evaluation.pairing import NIFTI_SUFFIXES
-
-    images = []
-    for entry in inputs:
-        path = Path(entry)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.name.lower().endswith(NIFTI_SUFFIXES))
-            if not found:
-                raise InputError(f"input folder '{path}' holds no NIfTI file (*.nii, *.nii.gz).")
-            images += found
-        elif path.is_file():
-            images.append(str(path))
-        else:
-            raise InputError(f"input '{path}' is neither a NIfTI file nor a folder.")
-    return images
+    return evaluate_files.run(args, checkpoint=lambda settings: _evaluate_checkpoint(args, settings))
 
 
 def _infer(args: argparse.Namespace) -> list:
-    from pipeline.data import check_items
-    from pipeline.workflows import load_network, resolve_device
-    from pipeline.workflows.prediction import predict_volumes
+    from pipeline.workflows import infer_bundle
 
-    images = _input_images(args.input)
-    check_items([{"image": image} for image in images])
-    network, config = load_network(args.checkpoint)
-    written = predict_volumes(network, config, images, resolve_device(args.device), args.out)
-    for image, pred in zip(images, written):
+    written = infer_bundle(args.checkpoint, args.input, args.out, _data_overrides(args))
+    for image, pred in written:
         print(f"{image} -> {pred}")
     return written
 

@@ -46,7 +46,7 @@ def create_evaluator(
 ) -> SupervisedEvaluator:
     """A :class:`~monai.engines.SupervisedEvaluator` that runs sliding-window inference on whole volumes and reports
     the mean Dice of the thresholded prediction as its key metric (``VAL_KEY_METRIC``). A case whose label and
-    prediction are both empty scores 1 (MONAI's ``DiceMetric(ignore_empty=False)``), as in :mod:`pipeline.workflows.prediction`.
+    prediction are both empty scores 1 (MONAI's ``DiceMetric(ignore_empty=False)``).
 
     Args:
         network: the segmentation network (logits out).

@@ -1,5 +1,10 @@
-"""Where a handler runs among the handlers of one Ignite event, for the few places whose order really matters, and
-finding a handler object attached to an engine."""
+"""Reordering Ignite's handler lists: the one place that touches an engine's ``_event_handlers``.
+
+Ignite runs an event's handlers in the order they were added. A few handlers must see an event before or after all
+others (a checkpoint after every handler that changes the state it saves; a loss-weight schedule's new weights before
+any handler of the epoch reads them); they move themselves with :func:`run_first` / :func:`run_last`. Use them only
+where the order is part of the result.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ from ignite.engine import Engine
 __all__ = ["attached_handler", "run_first", "run_last"]
 
 
-def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
+def _handlers(engine: Engine, event: Any) -> list:
     handlers = getattr(engine, "_event_handlers", {}).get(event)
-    if not isinstance(handlers, list):
-        return
+    return handlers if isinstance(handlers, list) else []
+
+
+def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
+    handlers = _handlers(engine, event)
     for index, entry in enumerate(handlers):
         if entry[0] == handler:
             entry = handlers.pop(index)
@@ -22,8 +30,7 @@ def _move(engine: Engine, event: Any, handler: Callable, position: int) -> None:
 
 
 def run_first(engine: Engine, event: Any, handler: Callable) -> None:
-    """Make ``handler``, already attached to ``event``, the first of that event's handlers (Ignite runs them in the
-    order they were added; this reorders the engine's list of them)."""
+    """Make ``handler``, already attached to ``event``, the first of that event's handlers."""
     _move(engine, event, handler, 0)
 
 
@@ -34,7 +41,7 @@ def run_last(engine: Engine, event: Any, handler: Callable) -> None:
 
 def attached_handler(engine: Engine, event: Any, cls: type) -> Any:
     """The instance of ``cls`` one of whose methods is attached to ``engine``'s ``event`` (the first such), or None."""
-    for entry in getattr(engine, "_event_handlers", {}).get(event, []):
+    for entry in _handlers(engine, event):
         owner = getattr(entry[0], "__self__", None)
         if isinstance(owner, cls):
             return owner

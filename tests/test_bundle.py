@@ -1,9 +1,13 @@
 """The coronary vessel bundle through MONAI's own ConfigWorkflow, as model-zoo bundle tests do: train (and resume),
-evaluate and infer with tiny overrides; MONAI's ckpt_export, verify_net_in_out and verify_metadata (offline schema)."""
+evaluate and infer with tiny overrides; a copy of the bundle run with ``monai.bundle.run`` from inside it; MONAI's
+ckpt_export, verify_net_in_out and verify_metadata (offline schema); set-up checks."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -13,10 +17,12 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
-from pipeline.bundle_support import load_weights
+from pipeline.bundle import load_weights
 from pipeline.checkpoint import CheckpointStore, load_training_state
-from pipeline.errors import DatasetError, SettingsError
+from pipeline.cli import main
+from pipeline.errors import CheckpointError, DatasetError, SettingsError
 from pipeline.networks import create_unet
+from pipeline.tracking import import_mlflow
 
 BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "coronary_vessel_seg"
 CONFIGS = BUNDLE / "configs"
@@ -34,7 +40,7 @@ TINY = {
     "num_samples": 2,
     "val_interval": 1,
     "progress": False,
-    "loss_schedule_params": {"start_weights": {"skeleton_recall": 0.0}, "warmup_epochs": 0, "epochs": 1},
+    "loss_schedule_params": {"warmup_epochs": 0, "epochs": 1},
 }
 
 
@@ -87,7 +93,7 @@ def test_properties_of_every_workflow(trained, tiny_dataset):
     """MONAI's required properties of a train and an inference workflow (checked once initialized)."""
     root, _ = trained
     for config, kind in ((TRAIN, "train"), (INFER, "infer"), ([TRAIN, EVALUATE], "eval")):
-        wf = workflow(config, root, kind, dataset_dir=str(tiny_dataset), **TINY)
+        wf = workflow(config, root, kind, dataset_dir=str(tiny_dataset), **TINY, **({"existing": "keep"} if kind == "train" else {}))
         wf.initialize()
         assert wf.check_properties() == [], config
 
@@ -151,7 +157,16 @@ def test_ckpt_export_and_verify_net_in_out(trained, tmp_path):
     x = torch.rand(1, 1, 32, 32, 16)
     with torch.no_grad():
         torch.testing.assert_close(exported(x), network(x))
-    verify_net_in_out("network_def", meta_file=META, config_file=TRAIN, device="cpu", n=2, **NET)
+    verify_net_in_out("network_def", meta_file=META, config_file=TRAIN, device="cpu", n=1)  # the metadata's defaults
+
+
+def test_metadata_versions_are_the_installed_ones():
+    """The versions metadata.json declares are those this project installs (the bundle's dependency included)."""
+    meta = json.loads(Path(META).read_text())
+    declared = {"monai": meta["monai_version"], "torch": meta["pytorch_version"], "numpy": meta["numpy_version"],
+                **meta["required_packages_version"]}
+    installed = {name: importlib.metadata.version(name).split("+")[0] for name in declared}
+    assert declared == installed
 
 
 def test_metadata_against_the_schema_in_the_repository(tmp_path):
@@ -166,10 +181,10 @@ def test_metadata_against_the_schema_in_the_repository(tmp_path):
 
 
 def _fails_at_initialize(tmp_path, **override) -> BaseException:
-    wf = workflow(TRAIN, tmp_path, **TINY, **override)
+    wf = workflow(TRAIN, tmp_path, **{**TINY, **override})
     with pytest.raises(RuntimeError) as info:
         wf.initialize()
-    assert not list(tmp_path.rglob("*.pt")), "nothing may be trained or saved"
+    assert not (tmp_path / "models").exists(), "nothing may be trained or written"
     return info.value.__cause__
 
 
@@ -191,3 +206,106 @@ def test_bad_input_is_reported_before_training(tiny_dataset, dataset_copy, tmp_p
 
     cause = _fails_at_initialize(tmp_path, dataset_dir=str(tiny_dataset), loss_schedule="cosinus")
     assert isinstance(cause, SettingsError) and "cosinus" in str(cause)
+
+    # what the CLI checks is checked here too, at set-up: one check for both
+    cause = _fails_at_initialize(tmp_path, dataset_dir=str(tiny_dataset), patch_size=[34, 32, 32])
+    assert isinstance(cause, SettingsError) and "divisible by 4 (the product of the network's strides [2, 2])" in str(cause)
+    cause = _fails_at_initialize(tmp_path, dataset_dir=str(tiny_dataset), resume="lats")
+    assert isinstance(cause, SettingsError) and "got 'lats'" in str(cause)
+    cause = _fails_at_initialize(tmp_path, dataset_dir=str(tiny_dataset), epoch=2)
+    assert isinstance(cause, SettingsError) and "unknown bundle key(s) ['epoch']" in str(cause)
+
+
+def test_each_preset_alone_trains_with_its_own_default_schedule(tiny_dataset, tmp_path):
+    """Changing the preset is one override: its default schedule fades in its own topology terms (none: constant)."""
+    for preset, faded in (("vessel_cldice", {"cldice": 0.0}), ("vessel_topology", {"cldice": 0.0, "skeleton_recall": 0.0}),
+                          ("default_segmentation", None)):
+        wf = workflow(TRAIN, tmp_path / preset, dataset_dir=str(tiny_dataset), loss_preset=preset, epochs=8)
+        wf.initialize()
+        name, params = wf.parser.get_parsed_content("loss_weight_schedule")
+        assert (name, params.get("start_weights")) == (("cosine", faded) if faded else ("constant", None))
+        assert params.get("warmup_epochs", 3) == 3 and params.get("epochs", 2) == 2  # 3/8 and 1/4 of 8 epochs
+
+
+def test_an_earlier_run_is_kept_unless_replaced_loudly(trained, tiny_dataset, tmp_path, caplog):
+    root, _ = trained
+    shutil.copytree(root / "models" / "checkpoints", tmp_path / "models" / "checkpoints")
+    before = sorted(p.name for p in (tmp_path / "models" / "checkpoints").iterdir())
+    wf = workflow(TRAIN, tmp_path, dataset_dir=str(tiny_dataset), **TINY)
+    with pytest.raises(RuntimeError) as info:
+        wf.initialize()
+    assert "resume='auto'" in str(info.value.__cause__) and "existing='replace'" in str(info.value.__cause__)
+    assert sorted(p.name for p in (tmp_path / "models" / "checkpoints").iterdir()) == before
+    wf = workflow(TRAIN, tmp_path, dataset_dir=str(tiny_dataset), existing="replace", **TINY)
+    wf.initialize()
+    assert "are DELETED once this run's first checkpoint is saved" in caplog.text
+
+
+# monai.bundle.run warns that a config file runs code (ours is trusted)
+@pytest.mark.filterwarnings("ignore:parsing config_file:UserWarning")
+def test_a_copied_bundle_trains_and_infers_from_where_it_lies(tiny_dataset, tmp_path, monkeypatch):
+    """A copy of the bundle folder, run with ``monai.bundle.run`` (what ``python -m monai.bundle run`` calls) from
+    inside it: the run goes to the copy's models/, with MONAI's ``--tracking mlflow`` as the bundle's own tracker (one
+    MLflow run, in the run folder); its inference.json predicts with it; ``vessel-pipeline infer`` and ``evaluate
+    --checkpoint`` read the run folder (its network from config.json)."""
+    from monai.bundle import run as bundle_run
+
+    copy = tmp_path / "elsewhere" / "my_bundle"
+    shutil.copytree(BUNDLE, copy)
+    monkeypatch.chdir(copy)
+    tiny = {"network_def#channels": [4, 8], "network_def#strides": [2], "dataset_dir": str(tiny_dataset),
+            "patch_size": [16, 16, 16], "logging_file": False}
+    bundle_run(config_file="configs/train.json", epochs=1, num_samples=1, progress=False, tracking="mlflow", **tiny)
+    models = copy / "models"
+    assert {"model.pt", "config.json", "history.json", "mlflow.db"} <= {p.name for p in models.iterdir()}
+    assert not list(models.glob("config_*.json"))  # MONAI's executed-config copy is off: config.json is the one
+    assert json.loads((models / "config.json").read_text())["network_def"]["channels"] == [4, 8]
+    client = import_mlflow().MlflowClient(f"sqlite:///{models / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("coronary_vessel_seg").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "my_bundle" and "val_mean_dice" in run.data.metrics
+    assert not [p.name for p in copy.iterdir() if p.name not in (".gitignore", "LICENSE", "configs", "docs", "schema", "models")]  # no second store
+
+    bundle_run(config_file="configs/inference.json", image_pattern="coronary_004_image.nii.gz", **tiny)
+    assert [p.name for p in (copy / "eval" / "inference").iterdir()] == ["coronary_004_image_pred.nii.gz"]
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "infer", "--checkpoint", str(models), "--input", str(tiny_dataset / "coronary_004_image.nii.gz"),
+                 "--out", str(tmp_path / "preds"), "--device", "cpu"]) == 0
+    cli = nib.load(tmp_path / "preds" / "coronary_004_image_pred.nii.gz")
+    bundle = nib.load(copy / "eval" / "inference" / "coronary_004_image_pred.nii.gz")
+    assert np.array_equal(np.asarray(cli.dataobj), np.asarray(bundle.dataobj))
+    assert main(["-q", "evaluate", "--checkpoint", str(models / "checkpoints"), "--dataset-dir", str(tiny_dataset),
+                 "--device", "cpu"]) == 0
+    assert (models / "evaluation" / "test" / "summary.json").is_file()
+
+
+class _RunsCode:
+    """Unpickling this runs ``os.system`` — what a crafted checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_problems_are_reported_not_loaded(tmp_path):
+    network = create_unet(channels=(8, 16, 32), strides=(2, 2))
+    random_bytes = tmp_path / "random.pt"
+    random_bytes.write_bytes(os.urandom(512))
+    with pytest.raises(CheckpointError, match="random.pt is not a readable torch checkpoint"):
+        load_weights(network, random_bytes)
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.zeros(3), bare)
+    with pytest.raises(CheckpointError, match="bare.pt holds a Tensor, not a dict of states"):
+        load_weights(network, bare)
+    other = tmp_path / "other.pt"
+    torch.save({"network": create_unet(channels=(4, 8), strides=(2,)).state_dict()}, other)
+    with pytest.raises(CheckpointError, match="other.pt' does not fit the bundle's network_def"):
+        load_weights(network, other)
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / "crafted.pt"
+    with open(crafted, "wb") as f:
+        pickle.dump({"network": _RunsCode(marker)}, f)
+    with pytest.raises(CheckpointError, match="crafted.pt (was refused|is not a readable torch checkpoint)"):
+        load_weights(network, crafted)
+    assert not marker.exists(), "the crafted pickle's code must not run"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.bundle_support import load_weights
+from pipeline.bundle import load_weights
 from pipeline.checkpoint import CheckpointStore, load_training_state
 from pipeline.networks import create_unet
 from torchrun import torchrun  # tests/torchrun.py
@@ -21,7 +21,7 @@ CONFIGS = REPO / "bundles" / "coronary_vessel_seg" / "configs"
 def test_two_processes_train_and_only_rank0_writes(tiny_dataset, tmp_path):
     root = tmp_path / "bundle"
     configs = json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
-    schedule = json.dumps({"start_weights": {"skeleton_recall": 0.0}, "warmup_epochs": 0, "epochs": 1})
+    schedule = json.dumps({"warmup_epochs": 0, "epochs": 1})
     proc = torchrun(
         "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(root), "--dataset_dir", str(tiny_dataset),
         "--epochs", "2", "--val_interval", "1", "--patch_size", "[32,32,32]", "--num_samples", "2",

@@ -90,3 +90,25 @@ def test_an_extended_resume_keeps_the_cosine_learning_rate_annealing(parts, tmp_
         trainer.run()
     assert len(rates) == 4 and sched.T_max == 4
     assert rates[1] == pytest.approx(0.001) and rates[2:] == pytest.approx([0.001, 0.001])  # not back up
+
+
+def test_one_place_builds_engines():
+    """MONAI's trainer and evaluator classes are constructed in pipeline/engines.py only, and every bundle config
+    builds its trainer with pipeline.engines.create_trainer (the command line runs the bundle; the original API's
+    TrainingManager validates with create_evaluator)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pipeline"
+    builders = {"SupervisedTrainer", "SupervisedEvaluator", "GanTrainer", "EnsembleEvaluator"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in builders:
+                    found.append((path.relative_to(root).as_posix(), name))
+    assert found == [("engines.py", "SupervisedEvaluator"), ("engines.py", "SupervisedTrainer")]
+    configs = Path(__file__).resolve().parents[1] / "bundles"
+    trainers = [p.name for p in configs.rglob("*.json") if "Trainer" in p.read_text() and "create_trainer" not in p.read_text()]
+    assert trainers == []

@@ -17,9 +17,6 @@ from pipeline.io import write_json
 ROOT = Path(__file__).resolve().parents[1]
 #: JSON that is not a file: the checkpoint handler's decisions broadcast between processes
 NOT_FILES = {"pipeline/checkpoint/state/distributed.py"}
-#: exports that still call ``json.dump(s)`` and move to :func:`pipeline.io.write_json` in other branches; empty this
-#: once they are merged (a listed file that no longer calls it fails the test, so the list cannot go stale)
-PENDING = {"pipeline/cli.py", "pipeline/workflows/config.py", "pipeline/evaluation/report.py"}
 
 
 def _strict_load(text: str):
@@ -45,8 +42,7 @@ def json_dumpers() -> set[str]:
 
 def test_every_json_export_goes_through_the_one_strict_writer():
     found = json_dumpers()
-    assert not found - PENDING - NOT_FILES, f"write JSON with pipeline.io.write_json: {sorted(found - PENDING - NOT_FILES)}"
-    assert not PENDING - found, f"PENDING lists files that no longer write JSON themselves: {sorted(PENDING - found)}"
+    assert not found - NOT_FILES, f"write JSON with pipeline.io.write_json: {sorted(found - NOT_FILES)}"
 
 
 def test_non_finite_numbers_are_null_at_any_depth(tmp_path):

@@ -31,15 +31,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.engines", "pipeline.epoch_loss", "pipeline.epoch_summary", "pipeline.cosine_lr", "pipeline.history", "pipeline.plots",
      "pipeline.training_curves", "pipeline.time_budget"),
     ("pipeline.tracking",),
-    ("pipeline.training", "pipeline.bundle_support"),
+    ("pipeline.training", "pipeline.bundle"),
     ("pipeline.workflows", "pipeline.cli", "pipeline.__main__", "pipeline.recipes", "pipeline.cli_plan", "pipeline.cli_compare"),
 ]
 
-#: import circles that another branch removes, so that this test passes meanwhile. Empty it once they are gone: a
-#: listed circle that no longer exists fails the test too, so the list cannot go stale.
-KNOWN_CIRCLES: list[frozenset[str]] = [
-    frozenset({"pipeline.training.manager", "pipeline.training.wiring"}),
-]
 
 
 def module_name(path: Path) -> str:
@@ -152,10 +147,7 @@ def test_no_import_from_a_lower_layer_to_a_higher_one():
 
 def test_no_import_circles_between_modules():
     found = circles(graph())
-    unexpected = [sorted(c) for c in found if c not in KNOWN_CIRCLES]
-    gone = [sorted(c) for c in KNOWN_CIRCLES if c not in found]
-    assert not unexpected, f"import circles: {unexpected}"
-    assert not gone, f"KNOWN_CIRCLES lists circles that no longer exist, remove them: {gone}"
+    assert not found, f"import circles: {[sorted(c) for c in found]}"
 
 
 def test_no_import_circles_between_packages():

@@ -273,7 +273,7 @@ def test_state_round_trip_under_weights_only_continues_the_same_sequence(name, p
 @pytest.mark.parametrize(
     "name,params,message",
     [
-        ("cosin", {}, r"unknown loss-weight schedule 'cosin'; valid types: \['adaptive', 'cosine', 'step', 'performance'\]"),
+        ("cosin", {}, r"unknown loss-weight schedule 'cosin'; valid types: \['adaptive', 'cosine', 'step', 'performance', 'constant'\]"),
         ("cosine", {"epoch": 3}, r"unknown parameter\(s\) \['epoch'\].*valid: \['start_weights', 'end_weights', 'epochs'"),
         ("cosine", {"end_weights": {"dcie": 1.0}}, r"end_weights: \['dcie'\] are not terms of this loss; its terms: \['dice', 'bce'\]"),
         ("cosine", {"epochs": 0}, "epochs must be a whole number >= 1"),

@@ -1,4 +1,4 @@
-"""Loss presets and loss-weight schedules through the training workflow and the command line."""
+"""Loss presets and loss-weight schedules through the command line (the bundle's train.json)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from pipeline.checkpoint import CheckpointStore
 from pipeline.cli import main
 from pipeline.schedules import CosineSchedule
-from pipeline.workflows import TrainingConfig
 
 
 def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset, tmp_path, capsys):
@@ -17,6 +16,7 @@ def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset,
     params = json.dumps({"end_weights": {"skeleton_recall": 1.0}})
     code = main(["train", "--dataset-dir", str(tiny_dataset), "--output-dir", str(run), "--epochs", "3",
                  "--val-interval", "1", "--patch-size", "32", "32", "32", "--no-progress", "--device", "cpu",
+                 "--set", "network_def#channels=[4,8,16]", "--set", "network_def#strides=[2,2]", "--set", "mlflow=false",
                  "--loss", "vessel_skeleton_recall", "--loss-schedule", "cosine", "--loss-schedule-params", params])
     assert code == 0
     history = json.loads((run / "history.json").read_text())
@@ -29,11 +29,11 @@ def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset,
         # the skeleton channels reached the loss: its term was computed every epoch
         assert 0.0 <= record["skeleton_recall_loss"] <= 1.0 and 0.0 <= record["dice_loss"] <= 1.0
     assert history[0]["weight_skeleton_recall"] < history[2]["weight_skeleton_recall"]
-    config = TrainingConfig.load(run / "config.json")
-    assert (config.loss, config.loss_schedule, config.loss_schedule_params) == ("vessel_skeleton_recall", "cosine", {"end_weights": {"skeleton_recall": 1.0}})
+    config = json.loads((run / "config.json").read_text())  # the config the run executed
+    assert (config["loss_preset"], config["loss_schedule"], config["loss_schedule_params"]) == ("vessel_skeleton_recall", "cosine", {"end_weights": {"skeleton_recall": 1.0}})
     # the checkpoint carries the schedule's state (plain numbers: the store loads it with weights_only=True)
     store = CheckpointStore(run / "checkpoints", "unet", recover=False)
-    state = store.load(store.newest())["state"]["loss_schedule"]
+    state = store.load(store.newest())["state"]["loss_schedule_handler"]
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
     assert state["schedule"]["epoch"] == 3 and state["schedule"]["epochs"] == 2
     assert history[2]["weight_skeleton_recall"] == pytest.approx(0.75)  # 1.0 of 2.0, scaled to the sum 1.5
@@ -43,7 +43,6 @@ def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset,
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--loss-schedule", "performance"], "choose a loss preset as well"),
         (["--loss", "vessel_cldce"], "unknown loss preset 'vessel_cldce'; valid presets: ['default_segmentation'"),
         (["--loss", "vessel_cldice", "--loss-schedule", "linear"], "unknown loss-weight schedule 'linear'; valid types"),
         (["--loss", "vessel_cldice", "--loss-schedule", "step", "--loss-schedule-params", "{\"gama\": 2}"],
@@ -53,7 +52,9 @@ def test_train_with_a_skeleton_recall_preset_and_a_cosine_schedule(tiny_dataset,
         (["--loss", "vessel_cldice", "--loss-schedule", "step", "--loss-schedule-params", "{gamma: 2}"],
          "--loss-schedule-params must be a JSON object like"),
         (["--loss", "vessel_cldice", "--loss-schedule-params", "{\"patience\": 3}"],
-         "are given without a loss_schedule to take them"),
+         "unknown parameter(s) ['patience'] for the 'cosine' loss-weight schedule"),  # the preset's default: a cosine
+        (["--loss", "default_segmentation", "--loss-schedule-params", "{\"patience\": 3}"],
+         "are given without a loss_schedule to take them"),  # the preset's default: constant weights
         (["--loss", "vessel_cldice", "--loss-schedule", "cosine", "--epochs", "1"],
          "warmup_epochs=0 leaves no epoch of a 1-epoch run to anneal"),
         (["--loss", "vessel_cldice", "--loss-schedule", "cosine", "--epochs", "10", "--loss-schedule-params",
@@ -64,12 +65,3 @@ def test_bad_loss_options_exit_2_before_training(tmp_path, capsys, args, message
     assert main(["train", "--output-dir", str(tmp_path / "run"), "--no-progress", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing was started
-
-
-def test_training_config_checks_and_keeps_the_loss_settings():
-    config = TrainingConfig(loss="vessel_cldice", loss_schedule="performance", loss_schedule_params={"patience": 3})
-    assert config.loss_config()["scheduler"] == {"type": "performance", "params": {"patience": 3}}
-    assert TrainingConfig().loss_config() is None
-    assert TrainingConfig(loss="vessel_cldice", loss_schedule="adaptive", loss_schedule_params=None).loss_schedule_params == {}
-    with pytest.raises(ValueError, match="patience must be a whole number >= 1"):
-        TrainingConfig(loss="vessel_cldice", loss_schedule="performance", loss_schedule_params={"patience": 0})

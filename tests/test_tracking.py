@@ -118,8 +118,10 @@ def test_resume_continues_the_same_run(tmp_path, caplog):
     note.write_text("x")
     net, opt, trainer, evaluator, _ = _setup(tmp_path, fail_at=3)
     tracker, _ = _tracked(tmp_path, net, opt, trainer, evaluator, note)
-    with pytest.raises(Crash):
+    with pytest.raises(Crash), caplog.at_level(logging.WARNING, "pipeline.checkpoint"):
         trainer.run(DATA, max_epochs=4)
+    exception_file = "model_e0003_i00000009_exception.pt"  # named as such, logged clearly
+    assert f"training stopped by Crash at epoch 3, iteration 9: exception checkpoint {tmp_path / 'checkpoints' / exception_file}" in caplog.text
     first = tracker.run_id
     client = import_mlflow().MlflowClient(tracker.tracking_uri)
     assert client.get_run(first).info.status == "FAILED"
@@ -138,8 +140,12 @@ def test_resume_continues_the_same_run(tmp_path, caplog):
     runs = client.search_runs([client.get_experiment_by_name("vessel-segmentation").experiment_id])
     assert len(runs) == 1
     run = client.get_run(first)
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and "pipeline.error" not in run.data.tags  # the finished run has no error left
     assert run.data.tags[RESUMES_TAG] == "1"
+    # the resumed epoch 3 keeps its plain name next to the exception checkpoint of the same position (no "-1")
+    saved = [record["file"] for record in checkpoints.checkpointer.history]
+    assert "model_e0003_i00000009.pt" in saved and not [f for f in saved if "-" in f]
+    assert (tmp_path / "checkpoints" / exception_file).is_file()
     # epoch 3 crashed before its metrics were logged; the resumed run trains it again from the epoch-2 checkpoint
     assert [s for s, _ in _history(client, first, "loss")] == [1, 2, 3, 4]
     # saves: best 1, best 2, the exception checkpoint at 3 (logged by the failed run), then last 3, best 4

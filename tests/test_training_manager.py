@@ -480,3 +480,45 @@ def test_bad_preset_creates_no_folder_and_a_failed_with_block_exports(tmp_path):
     assert run.info.status == "FAILED"
     assert _history(client, run.info.run_id, "checkpoint_saved") == [(1, 1.0)]  # saved after end_epoch: still logged
     assert "tiny_history.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_attach_training_handlers_on_a_plain_ignite_engine(tmp_path):
+    """The README's second way: the project's handlers on a user's own Ignite loop. A loss without a schedule
+    publishes its constant weights and term means through the same schedule handler; the checkpoint holds the
+    schedule and the epoch log, and a new process resumes the history."""
+    from ignite.engine import Engine
+
+    from pipeline import CheckpointHandler, attach_training_handlers, create_loss_function, load_training_state
+
+    def setup():
+        torch.manual_seed(0)
+        model = torch.nn.Conv3d(1, 1, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss = create_loss_function("default_segmentation")
+        batches = [(torch.randn(2, 1, 8, 8, 8), (torch.rand(2, 1, 8, 8, 8) > 0.7).float()) for _ in range(2)]
+
+        def step(engine, batch):
+            opt.zero_grad()
+            value = loss(model(batch[0]), batch[1])
+            value.backward()
+            opt.step()
+            return value.item()
+
+        trainer = Engine(step)
+        checkpoints = CheckpointHandler(tmp_path / "checkpoints", {"model": model, "optimizer": opt}, "epoch",
+                                        max_checkpoints=1, resume="auto")
+        return trainer, attach_training_handlers(trainer, loss=loss, checkpoints=checkpoints), batches
+
+    trainer, handlers, batches = setup()
+    trainer.run(batches, max_epochs=2)
+    assert handlers.schedule.schedule.name == "constant" and trainer.state.loss_weights == {"dice": 0.7, "bce": 0.3}
+    history = handlers.epoch_log.history
+    assert [(h["epoch"], h["weight_dice"], h["weight_bce"]) for h in history] == [(1, 0.7, 0.3), (2, 0.7, 0.3)]
+    assert all(0.0 <= h["dice_loss"] <= 1.0 and h["bce_loss"] > 0.0 for h in history)
+    state = load_training_state(handlers.checkpoints.last_checkpoint)
+    assert {"model", "optimizer", "loss_schedule_handler", "epoch_summary_logger"} <= set(state)
+
+    trainer, resumed, batches = setup()  # a new process: resumed from the checkpoint, the history goes on
+    trainer.run(batches, max_epochs=3)
+    assert [h["epoch"] for h in resumed.epoch_log.history] == [1, 2, 3]
+    assert resumed.epoch_log.history[:2] == history

@@ -8,7 +8,7 @@ by :func:`get_post_transforms` to put predictions back on each input's original 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -196,12 +196,13 @@ def get_post_transforms(
     threshold: float = 0.5,
     output_dir: str | None = None,
     output_postfix: str = "pred",
+    output_dtype: Any = np.uint8,
 ) -> Compose:
     """Turn network logits in ``"pred"`` into a binary mask on the original grid of ``"image"``.
 
     Sigmoid, threshold, then :class:`monai.transforms.Invertd` undoes cropping, resampling and re-orientation
     (nearest-neighbour), so the mask has the input's shape and affine. With ``output_dir`` the masks are also written
-    as ``<input name>_<output_postfix>.nii.gz`` (uint8).
+    as ``<input name>_<output_postfix>.nii.gz`` (``output_dtype``, uint8 by default).
     """
     chain = get_binary_postprocessing(threshold) + [
         Invertd(keys="pred", transform=inference_transforms, orig_keys="image", nearest_interp=True, to_tensor=True),
@@ -212,7 +213,7 @@ def get_post_transforms(
                 keys="pred",
                 output_dir=output_dir,
                 output_postfix=output_postfix,
-                output_dtype=np.uint8,
+                output_dtype=output_dtype,
                 resample=False,
                 separate_folder=False,
                 print_log=False,

@@ -426,8 +426,14 @@ class CheckpointHandler:
         if self.save_on_exception and is_writer() and not isinstance(error, InputError):
             try:
                 event = self._event(engine, "exception")
-                self.checkpointer.save(event, self.checkpointer.decide(event, ("exception",)), lambda: self._collect(gather=False))
+                entry = self.checkpointer.save(event, self.checkpointer.decide(event, ("exception",)), lambda: self._collect(gather=False))
                 self.checkpointer.flush()
+                logger.warning(
+                    "training stopped by %s at epoch %d, iteration %d: exception checkpoint %s saved (resume='auto' "
+                    "continues from the newest regular checkpoint; give this file's path to continue from it)",
+                    type(error).__name__, event.epoch, event.iteration,
+                    self.store.path(entry) if entry is not None else self.checkpointer.history[-1]["file"],
+                )
             except Exception as save_error:  # the original error matters more; report both
                 logger.error("could not save the exception checkpoint: %s", save_error)
         self._announce(engine)

@@ -169,7 +169,7 @@ class Checkpointer:
         record: dict[str, Any] = {
             "epoch": event.epoch,
             "iteration": event.iteration,
-            "file": self.store.file_name(event.epoch, event.iteration),
+            "file": self.store.file_name(event.epoch, event.iteration, reasons),
             "reasons": sorted(set(reasons)),
             "evicted": [],
         }

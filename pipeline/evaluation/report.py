@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.io import strict_json
 from pipeline.evaluation.aggregation import Aggregate, aggregate, metric_names
 from pipeline.evaluation.runner import CaseResult
 from pipeline.evaluation.settings import EvaluationSettings
@@ -193,7 +194,7 @@ def write_reports(results: Sequence[CaseResult], settings: EvaluationSettings, o
     files = {"csv": out / CASES_CSV, "summary": out / SUMMARY_JSON, "plot": out / PLOT_PNG}
     _write_all({
         files["csv"]: cases_csv_text(results, agg).encode(),
-        files["summary"]: (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode(),
+        files["summary"]: strict_json(summary).encode(),
         files["plot"]: plot_metrics(results, agg, PLOT_METRICS),
     })
     return files

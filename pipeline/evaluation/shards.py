@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.errors import InputError
+from pipeline.io import write_json
 from pipeline.evaluation.pairing import CasePair
 from pipeline.evaluation.runner import CaseResult, evaluate_pairs
 from pipeline.evaluation.settings import EvaluationSettings
@@ -68,9 +69,7 @@ def score_shard(
         "results": [_encode(r) for r in results],
     }
     path = Path(out_dir) / PARTIAL_JSON
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(partial, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_json(path, partial)
     print(f"\nshard {index}/{count}: {len(mine)} of {len(ordered)} cases\n")
     print(format_results_table(results))
     print(f"\nwrote {path}; combine all {count} with: vessel-pipeline evaluate --merge DIR... --out DIR")

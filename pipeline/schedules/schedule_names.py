@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from pipeline.errors import SettingsError
 from pipeline.schedules.adaptive import AdaptiveSchedule
 from pipeline.schedules.weight_schedule import WeightSchedule
+from pipeline.schedules.constant import ConstantSchedule
 from pipeline.schedules.cosine import CosineSchedule
 from pipeline.schedules.performance import PerformanceSchedule
 from pipeline.schedules.step import StepSchedule
@@ -16,7 +17,7 @@ __all__ = ["SCHEDULES", "create_schedule", "schedule_parameters"]
 
 #: name -> schedule class
 SCHEDULES: dict[str, type[WeightSchedule]] = {
-    cls.name: cls for cls in (AdaptiveSchedule, CosineSchedule, StepSchedule, PerformanceSchedule)
+    cls.name: cls for cls in (AdaptiveSchedule, CosineSchedule, StepSchedule, PerformanceSchedule, ConstantSchedule)
 }
 
 

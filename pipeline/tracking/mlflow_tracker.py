@@ -349,6 +349,8 @@ class MLflowTracker:
     def _completed(self, engine: Engine) -> None:
         self.log_checkpoint_events()
         self.log_artifacts()
+        if self.active and "pipeline.error" in self.client.get_run(self.run_id).data.tags:
+            self.client.delete_tag(self.run_id, "pipeline.error")  # a resumed run that finished has no error left
         self.end("FINISHED")
 
     def _failed(self, engine: Engine, error: BaseException) -> None:

@@ -3,8 +3,8 @@
 It composes the project's pieces and holds no training logic of its own: the step is
 :func:`pipeline.training.steps.train_step`, validation is the project's MONAI evaluator, the weights come from a
 :class:`~pipeline.schedules.LossScheduler`, checkpoints from a :class:`~pipeline.checkpoint.CheckpointManager`,
-tracking from an :class:`~pipeline.tracking.MLflowTracker`. :meth:`TrainingManager.attach` wires the same objects
-into Ignite engines (see :mod:`pipeline.training.wiring`).
+tracking from an :class:`~pipeline.tracking.MLflowTracker`. :meth:`TrainingManager.attach` puts the same objects
+on Ignite engines with :func:`~pipeline.training.attach.attach_training_handlers`.
 """
 
 from __future__ import annotations
@@ -19,18 +19,23 @@ from typing import Any, Mapping, Sequence
 
 import ignite.distributed as idist
 import torch
+from ignite.engine import Events
 
-from pipeline.checkpoint import create_checkpoint_manager, get_checkpoint_preset
+from pipeline.checkpoint import CheckpointHandler, create_checkpoint_manager, get_checkpoint_preset
 from pipeline.checkpoint.storage.manifest import scalar_metrics
 from pipeline.errors import CheckpointError, InputError, SettingsError
-from pipeline.epoch_summary import schedule_values
+from pipeline.handler_order import attached_handler
 from pipeline.cosine_lr import stretch_cosine
-from pipeline.history import export_history, strict_json, with_checkpoints
+from pipeline.epoch_summary import EpochSummaryLogger, schedule_values
+from pipeline.history import export_history, with_checkpoints
+from pipeline.io import write_json
 from pipeline.losses import get_preset_loss_config
 from pipeline.schedules import LossManager, create_loss_scheduler
 from pipeline.plots import plot_training_curves
+from pipeline.schedules import LossScheduleHandler
 from pipeline.tracking import MLflowTracker
-from pipeline.training.steps import StepMeans, process_function, split_batch, train_step, validate
+from pipeline.training.attach import attach_training_handlers
+from pipeline.training.steps import VAL_METRIC, StepMeans, process_function, split_batch, train_step, validate
 from pipeline.training.summary import training_summary
 
 __all__ = ["TrainingManager", "CHECKPOINT_DIR", "STATE_KEYS"]
@@ -43,6 +48,21 @@ CHECKPOINT_DIR = "checkpoints"
 STATE_KEYS = {"loss_schedule": "loss_schedule", "tracker": "tracker", "history": "epoch_log"}
 #: history entries that are not logged as MLflow metrics (the epoch is the metric's step)
 NOT_LOGGED = ("epoch", "steps")
+
+
+def default_to_save(trainer: Any) -> dict[str, Any]:
+    """What to checkpoint of a MONAI ``SupervisedTrainer``: its network, optimizer and the trainer itself.
+
+    Raises:
+        SettingsError: a plain Ignite engine (it does not know its model): pass ``to_save``.
+    """
+    network, optimizer = getattr(trainer, "network", None), getattr(trainer, "optimizer", None)
+    if network is None or optimizer is None:
+        raise SettingsError(
+            "attach() on a plain Ignite engine needs to_save={'model': model, 'optimizer': optimizer, 'trainer': "
+            "trainer, ...}: the engine does not know what to checkpoint"
+        )
+    return {"network": network, "optimizer": optimizer, "trainer": trainer}
 
 
 def _end_at_exit(tracker: MLflowTracker) -> None:
@@ -380,12 +400,111 @@ class TrainingManager:
 
     # ------------------------------------------------------------------------------------------------ ignite
     def attach(self, trainer: Any, evaluator: Any = None, to_save: Mapping[str, Any] | None = None, resume: str | Path | None = None) -> "TrainingManager":
-        """Wire this manager's loss, loss schedule, checkpointing, history, plots and MLflow run into Ignite engines
-        (see :func:`pipeline.training.wiring.attach_manager`). Returns the manager."""
-        from pipeline.training.wiring import attach_manager
+        """Put this manager's loss, loss schedule, checkpointing, history, plots and MLflow run on Ignite engines
+        (a plain Ignite engine or MONAI's ``SupervisedTrainer``), through
+        :func:`~pipeline.training.attach.attach_training_handlers`, the function the bundle uses too:
 
-        attach_manager(self, trainer, evaluator, to_save, resume)
+        - the loss: a MONAI trainer's ``loss_function`` becomes the manager's (a plain engine's process function
+          should call ``manager.loss_function``, e.g. ``Engine(manager.process_function(model, optimizer, device))``);
+        - the loss-weight schedule: a :class:`~pipeline.schedules.LossScheduleHandler` with the configured schedule
+          (constant weights without one), so every epoch has its weights and term losses;
+        - history: the trainer's :class:`~pipeline.epoch_summary.EpochSummaryLogger` is the manager's ``history`` (with the
+          optimizer's ``lr``); the plot is refreshed at each epoch's start and at ``COMPLETED``, when the history is
+          exported;
+        - checkpoints: a :class:`~pipeline.checkpoint.CheckpointHandler` with the manager's strategy, saving
+          ``to_save`` (default for a MONAI trainer: network, optimizer, trainer) plus what it finds on the trainer
+          (schedule, history, MLflow run id, LR scheduler, random generators, ...); a strategy monitoring
+          ``val_dice`` (the original API's name) follows a MONAI evaluator's key metric ``val_mean_dice``;
+        - MLflow: the manager's tracker, when on.
+
+        Call it after the validation handlers are attached (so the epoch's record holds the validation metrics).
+
+        Args:
+            resume: ``"auto"``, ``"best"``, ``"last"`` or a checkpoint file to continue from when the trainer starts
+                (None: from scratch); the MLflow run of that checkpoint is continued.
+
+        Returns:
+            the manager.
+
+        Raises:
+            SettingsError: loss or checkpointing not set up, a plain engine without ``to_save``, or attached twice.
+        """
+        loss = self._require("loss_function", "setup_loss_function(config)")
+        self._require("checkpoint_manager", "setup_checkpointing(config)")
+        if self.checkpoint_handler is not None:
+            raise SettingsError("this TrainingManager is already attached to a trainer")
+        states = dict(to_save) if to_save is not None else default_to_save(trainer)
+        models = [obj for obj in states.values() if isinstance(obj, torch.nn.Module)]
+        if models:
+            self.describe_model(models[0])
+        if getattr(trainer, "loss_function", loss) is not loss:
+            logger.info("the trainer's loss_function is replaced by the manager's %s", type(loss).__name__)
+            trainer.loss_function = loss
+        schedule = None
+        if self.loss_scheduler is not None:
+            self.loss_scheduler.close()  # the handler's own scheduler takes over the same schedule
+            setting = self.loss_config["scheduler"]
+            name = setting if isinstance(setting, str) else setting["type"]
+            schedule = LossScheduleHandler(loss, name, None if isinstance(setting, str) else setting.get("params"))
+            self.loss_scheduler = schedule.scheduler
+        else:
+            schedule = LossScheduleHandler(loss, "constant")  # the same handler publishes the constant weights
+        epoch_log = attached_handler(trainer, Events.EPOCH_COMPLETED, EpochSummaryLogger) or EpochSummaryLogger(evaluator=evaluator)
+        states[STATE_KEYS["loss_schedule"]], states[STATE_KEYS["history"]] = schedule, epoch_log
+        if self.tracker is not None:
+            states[STATE_KEYS["tracker"]] = self.tracker
+        key_metric = getattr(getattr(evaluator, "state", None), "key_metric_name", None)
+        strategy = self.checkpoint_manager.strategy
+        if strategy.monitor == VAL_METRIC and key_metric and key_metric != VAL_METRIC:
+            logger.info("checkpoints monitor the evaluator's key metric %s (configured: %s)", key_metric, VAL_METRIC)
+            strategy.monitor = self.checkpoint_manager.monitor_metric = key_metric
+        checkpoints = self._checkpoint_handler(states, resume)
+        handlers = attach_training_handlers(
+            trainer, evaluator, loss=loss, schedule=schedule, checkpoints=checkpoints, tracker=self.tracker, epoch_log=epoch_log
+        )
+        self.history = handlers.epoch_log.history
+        optimizers = [getattr(trainer, "optimizer", None), *states.values()]
+        optimizer = next((o for o in optimizers if isinstance(o, torch.optim.Optimizer)), None)
+        if optimizer is not None:
+            trainer.add_event_handler(Events.EPOCH_COMPLETED, self._record_lr, optimizer)
+        if self.plots:  # at the next epoch's start: the checkpoint handler, last at EPOCH_COMPLETED, has decided
+            trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: self.plot())
+        trainer.add_event_handler(Events.COMPLETED, lambda engine: self._write_exports())  # plot included
+        self.checkpoint_handler, self.trainer = checkpoints, trainer
         return self
+
+    def _checkpoint_handler(self, states: Mapping[str, Any], resume: str | Path | None) -> CheckpointHandler:
+        """A checkpoint handler with this manager's strategy, folder and settings; the CheckpointManager then reads
+        the handler's checkpointer, so its summary and lists show what the handler saves."""
+        cm = self.checkpoint_manager
+        checkpointer = cm.checkpointer
+        handler = CheckpointHandler(
+            checkpointer.store.directory,
+            states,
+            strategy=cm.strategy,
+            model_name=checkpointer.store.model_name,
+            save_last=checkpointer.save_last,
+            save_optimizer=cm.save_optimizer,
+            save_scheduler=cm.save_scheduler,
+            disk_budget=checkpointer.disk_budget,
+            fsync=checkpointer.store.fsync,
+            existing=checkpointer.existing,
+            resume=resume,
+        )
+        cm.checkpointer = handler.checkpointer
+        if self.tracker is not None:
+            self.tracker.checkpoint = handler
+        return handler
+
+    def _record_lr(self, engine: Any, optimizer: torch.optim.Optimizer) -> None:
+        """The epoch's ``lr`` in the history (as the hand-written loop records it) and, for an engine the tracker
+        does not take it from (a plain Ignite engine), in MLflow."""
+        lr = float(optimizer.param_groups[0]["lr"])
+        if self.history and self.history[-1].get("epoch") == engine.state.epoch:
+            self.history[-1]["lr"] = lr
+        tracker = self.tracker
+        if tracker is not None and tracker.active and not isinstance(getattr(engine, "optimizer", None), torch.optim.Optimizer):
+            tracker.log_metrics({"lr": lr}, engine.state.epoch)
 
     # ------------------------------------------------------------------------------------------------ outputs
     @property
@@ -448,7 +567,7 @@ class TrainingManager:
         if self.plots:
             self.plot()
         payload = {"summary": self.get_training_summary(), "history": records}
-        path.write_text(strict_json(payload))
+        write_json(path, payload)
         return path
 
     def artifact_files(self) -> list[Path]:

@@ -1,18 +1,6 @@
-"""End-to-end workflows: training and checkpoint evaluation."""
+"""The command line's workflows: training, inference and checkpoint evaluation, each a run of the bundle's configs."""
 
-from pipeline.workflows.config import DEFAULT_DATA, TrainingConfig, resolve_device
-from pipeline.workflows.prediction import CaseScore, format_case_table, load_network, predict_and_score, predict_volumes
-from pipeline.workflows.training import TrainingResult, run_training
+from pipeline.workflows.bundle import TrainingResult, evaluate_bundle, infer_bundle, train_bundle
+from pipeline.workflows.device import resolve_device
 
-__all__ = [
-    "CaseScore",
-    "DEFAULT_DATA",
-    "TrainingConfig",
-    "TrainingResult",
-    "format_case_table",
-    "load_network",
-    "predict_and_score",
-    "predict_volumes",
-    "resolve_device",
-    "run_training",
-]
+__all__ = ["TrainingResult", "evaluate_bundle", "infer_bundle", "resolve_device", "train_bundle"]

@@ -1,31 +1,41 @@
-"""The demo through the coronary vessel bundle: MONAI's ``ConfigWorkflow`` runs ``train.json``, then
-``train.json`` + ``evaluate.json`` on the held-out list, so ``make demo`` and ``python -m monai.bundle run`` are one path.
-"""
+"""Training, inference and checkpoint evaluation through the coronary vessel bundle: MONAI's ``ConfigWorkflow`` runs
+``train.json``, ``inference.json`` or ``train.json`` + ``evaluate.json`` with overrides, so the command line and
+``python -m monai.bundle run`` are one path. The bundle's configs hold every default."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from pipeline.bundle_support import bundle_path
+from pipeline.bundle import BUNDLE_NAME, bundle_path, image_files, run_overrides
 from pipeline.errors import InputError
-from pipeline.workflows.config import CONFIG_NAME, TrainingConfig
-from pipeline.workflows.training import TrainingResult
 
-__all__ = ["bundle_training_config", "evaluate_bundle", "train_bundle"]
+__all__ = ["TrainingResult", "evaluate_bundle", "infer_bundle", "train_bundle"]
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_NAME = "coronary_vessel_seg"
+
+@dataclass
+class TrainingResult:
+    """What a training run produced."""
+
+    output_dir: Path
+    best_metric: float
+    best_epoch: int
+    best_checkpoint: Path
+    final_checkpoint: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 def _configs(*names: str) -> list[str]:
     return [str(Path(bundle_path(BUNDLE_NAME)) / "configs" / f"{name}.json") for name in names]
 
 
-def _workflow(configs: list[str], workflow_type: str, overrides: Mapping[str, Any]):
+def _workflow(configs: list[str], workflow_type: str, overrides: Mapping[str, Any]) -> Any:
     from monai.bundle import ConfigWorkflow
 
     quiet = logging.getLogger("monai.bundle.workflows")
@@ -43,7 +53,7 @@ def _workflow(configs: list[str], workflow_type: str, overrides: Mapping[str, An
         quiet.setLevel(level)
 
 
-def _input_error(error: BaseException) -> InputError | None:
+def _input_error(error: BaseException | None) -> InputError | None:
     """The user-input error behind MONAI's "Failed to evaluate/instantiate" wrappers, if there is one."""
     while error is not None:
         if isinstance(error, InputError):
@@ -52,7 +62,7 @@ def _input_error(error: BaseException) -> InputError | None:
     return None
 
 
-def _step(workflow, step: str) -> Any:
+def _step(workflow: Any, step: str) -> Any:
     try:
         return getattr(workflow, step)()
     except RuntimeError as e:
@@ -62,80 +72,46 @@ def _step(workflow, step: str) -> Any:
         raise
 
 
-def bundle_training_config(parser, output_dir: str) -> TrainingConfig:
-    """The :class:`TrainingConfig` of a bundle training (network, patch, preprocessing), saved as the run's
-    ``config.json`` so ``vessel-pipeline evaluate --checkpoint`` / ``infer`` read its checkpoints too."""
-    def network(key: str) -> Any:
-        return parser.get_parsed_content(f"network_def#{key}")
-
-    return TrainingConfig(
-        dataset_dir=str(parser.get_parsed_content("dataset_dir")),
-        output_dir=output_dir,
-        epochs=int(parser.get_parsed_content("epochs")),
-        val_interval=int(parser.get_parsed_content("val_interval")),
-        patch_size=tuple(parser.get_parsed_content("patch_size")),
-        pixdim=None if parser.get_parsed_content("pixdim") is None else tuple(parser.get_parsed_content("pixdim")),
-        hu_window=tuple(parser.get_parsed_content("hu_window")),
-        learning_rate=float(parser.get_parsed_content("learning_rate")),
-        channels=tuple(network("channels")),
-        strides=tuple(network("strides")),
-        num_res_units=int(network("num_res_units")),
-        dropout=float(network("dropout")),
-        seed=int(parser.get_parsed_content("seed")),
-        progress_bar=bool(parser.get_parsed_content("progress")),
-        checkpoint_strategy=str(parser.get_parsed_content("checkpoint_strategy")),
-        loss=parser.get_parsed_content("loss_preset"),
-        loss_schedule=parser.get_parsed_content("loss_schedule"),
-        loss_schedule_params=dict(parser.get_parsed_content("loss_schedule_params")),
-    )
-
-
-def _paths(output_dir: Path) -> dict[str, str]:
-    return {"ckpt_dir": str(output_dir), "checkpoint_dir": str(output_dir / "checkpoints")}
+def _run(workflow: Any, before_run: Callable[[Any], None] | None = None) -> tuple[Any, float]:
+    _step(workflow, "initialize")
+    if before_run is not None:
+        before_run(workflow)
+    start = time.perf_counter()
+    _step(workflow, "run")
+    seconds = time.perf_counter() - start
+    return _step(workflow, "finalize"), seconds
 
 
 def train_bundle(
-    output_dir: str, overrides: Mapping[str, Any] | None = None, time_budget: float | None = None, clock: str = "process"
+    output_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    time_budget: float | None = None,
+    clock: str = "process",
 ) -> TrainingResult:
     """Train with the bundle's ``train.json`` into ``output_dir``.
 
-    ``output_dir`` then holds ``checkpoints/`` (the checkpoint handler's files and manifest), ``model.pt`` (the best
-    network weights), ``history.json``, ``config.json``, ``training_curves.png`` and the MLflow store (``mlflow.db``,
-    ``mlartifacts/``).
+    ``output_dir`` then holds ``config.json`` (the config the run executed, overrides included), ``checkpoints/``
+    (the checkpoint handler's files and manifest), ``model.pt`` (the best network weights), ``history.json`` /
+    ``.csv``, ``training_curves.png`` and the MLflow store (``mlflow.db``, ``mlartifacts/``).
 
     Args:
         output_dir: the run's folder.
-        overrides: bundle keys to override (``dataset_dir``, ``epochs``, ``patch_size``, ``network_def#channels``, ...).
+        overrides: bundle keys to override (``dataset_dir``, ``epochs``, ``patch_size``, ``resume``,
+            ``network_def#channels``, ...).
         time_budget: seconds of training time after which training ends (:class:`~pipeline.time_budget.TimeBudget`,
             fitted to the bundle's evaluator and learning-rate schedule); ``None`` for the bundle's ``epochs`` alone.
         clock: the budget's clock, ``"process"`` (CPU time) or ``"wall"``.
 
     Raises:
-        InputError: bad input found by the bundle (dataset, datalist, preset, schedule, strategy, checkpoint), before
-            any training.
+        InputError: bad input found by the bundle at set-up (an unknown key, dataset, datalist, preset, schedule,
+            strategy, patch size, resume choice, an earlier run in the folder), before anything is written.
     """
-    from pipeline.plots import plot_training_curves
-
-    out = Path(output_dir)
-    train = _workflow(_configs("train"), "train", {**_paths(out), **dict(overrides or {})})
-    _step(train, "initialize")
-    out.mkdir(parents=True, exist_ok=True)
-    bundle_training_config(train.parser, str(out)).save(out / CONFIG_NAME)
-    if time_budget is not None:
-        from pipeline.time_budget import TimeBudget
-
-        TimeBudget(
-            time_budget,
-            clock,
-            evaluator=train.parser.get_parsed_content("validate#evaluator"),
-            lr_scheduler=train.parser.get_parsed_content("lr_scheduler"),
-        ).attach(train.parser.get_parsed_content("train#trainer"))
-    start = time.perf_counter()
-    _step(train, "run")
-    seconds = time.perf_counter() - start
-    finished = _step(train, "finalize")[0]
+    out = Path(output_dir).absolute()
+    paths = {"ckpt_dir": str(out), "checkpoint_dir": str(out / "checkpoints"), "run_name": out.name}
+    train = _workflow(_configs("train"), "train", {**paths, **dict(overrides or {})})
+    finished, seconds = _run(train, None if time_budget is None else lambda wf: _attach_time_budget(wf, time_budget, clock))
+    finished = finished[0]
     evaluator = train.parser.get_parsed_content("validate#evaluator")
-    plot_training_curves(finished["history"], out / "training_curves.png", title=f"{out.name}: bundle {BUNDLE_NAME}")
     return TrainingResult(
         output_dir=out,
         best_metric=float(evaluator.state.best_metric),
@@ -147,17 +123,57 @@ def train_bundle(
     )
 
 
-def evaluate_bundle(run: TrainingResult, overrides: Mapping[str, Any] | None = None, split: str = "test") -> Any:
-    """Score the best checkpoint of ``run`` on the datalist's ``split`` with ``train.json`` + ``evaluate.json``:
-    predictions on each image's grid in ``evaluation/predictions``, ``cases.csv``, ``summary.json`` and
-    ``evaluation.png`` in ``evaluation/``, the per-case table printed.
+def _attach_time_budget(train: Any, seconds: float, clock: str) -> None:
+    from pipeline.time_budget import TimeBudget
+
+    parsed = train.parser.get_parsed_content
+    TimeBudget(seconds, clock, evaluator=parsed("validate#evaluator"), lr_scheduler=parsed("lr_scheduler")).attach(
+        parsed("train#trainer")
+    )
+
+
+def _weights(checkpoint: str | Path) -> str:
+    """A run folder means its ``model.pt``; a checkpoint file or a ``checkpoints/`` folder is itself."""
+    path = Path(checkpoint)
+    return str(path / "model.pt") if path.is_dir() and (path / "model.pt").is_file() else str(path)
+
+
+def infer_bundle(
+    checkpoint: str | Path, inputs: Sequence[str], output_dir: str | Path, overrides: Mapping[str, Any] | None = None
+) -> list[tuple[str, Path]]:
+    """Predict NIfTI images with ``inference.json``: the network and preprocessing of the run ``checkpoint``
+    belongs to (its ``config.json``), the weights of ``checkpoint`` (a run folder, ``model.pt``, a checkpoint file
+    or a ``checkpoints/`` folder), each mask written on its image's grid as ``output_dir/<name>_pred.nii.gz``.
+
+    Returns:
+        ``(image, prediction)`` paths.
+
+    Raises:
+        InputError: a missing or broken input, checkpoint or run config, before anything is written.
+    """
+    items = image_files(list(inputs), pattern="*")
+    settings = {**run_overrides(checkpoint), **dict(overrides or {})}
+    settings.update(ckpt_path=_weights(checkpoint), datalist=items, output_dir=str(Path(output_dir).absolute()))
+    workflow = _workflow(_configs("inference"), "infer", settings)
+    _run(workflow)
+    return workflow.parser.get_parsed_content("prediction_log").written
+
+
+def evaluate_bundle(
+    checkpoint: str | Path,
+    output_dir: str | Path,
+    split: str = "test",
+    overrides: Mapping[str, Any] | None = None,
+) -> Any:
+    """Score ``checkpoint`` on the datalist's ``split`` with ``train.json`` + ``evaluate.json`` (the network and
+    preprocessing of its run's ``config.json``): predictions on each image's grid in ``output_dir/predictions``,
+    ``cases.csv``, ``summary.json`` and ``evaluation.png`` in ``output_dir``, the per-case table printed.
 
     Returns:
         the evaluation tool's :class:`~pipeline.evaluation.EvaluationReport`.
     """
-    settings = {**_paths(run.output_dir), **dict(overrides or {})}
-    settings.update(eval_split=split, output_dir=str(run.output_dir / "evaluation"), ckpt_path=str(run.best_checkpoint))
-    evaluation = _workflow(_configs("train", "evaluate"), "eval", settings)
-    _step(evaluation, "initialize")
-    _step(evaluation, "run")
-    return evaluation.parser.get_parsed_content("evaluator").state.report
+    settings = {**run_overrides(checkpoint), **dict(overrides or {})}
+    settings.update(eval_split=split, output_dir=str(Path(output_dir).absolute()), ckpt_path=_weights(checkpoint))
+    workflow = _workflow(_configs("train", "evaluate"), "eval", settings)
+    _run(workflow)
+    return workflow.parser.get_parsed_content("evaluator").state.report

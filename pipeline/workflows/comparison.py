@@ -151,14 +151,15 @@ def _bundle_run(
         "seed": seed,
         "progress": False,
         "resume": "auto",
-        "tracker#run_name": f"{recipe}-seed{seed}",
+        "run_name": f"{recipe}-seed{seed}",
         "tracker#tags": {"recipe": recipe, "seed": str(seed)},
         **dict(overrides),
     }
     run = train_bundle(str(run_dir), settings, time_budget=time_budget, clock=clock)
     if time_budget is not None and check_budget:
         _check_budget(run, time_budget)
-    report = evaluate_bundle(run, settings, split="test")
+    data = {k: v for k, v in settings.items() if k in ("dataset_dir", "datalist", "device")}
+    report = evaluate_bundle(run.best_checkpoint, run.output_dir / "evaluation", "test", data)
     return report.results, {"epochs": len(run.history), "best_val_dice": round(run.best_metric, 6)}
 
 
@@ -169,7 +170,7 @@ def _check_budget(run: Any, time_budget: float) -> None:
     Raises:
         SettingsError: the budget is too small.
     """
-    from pipeline.workflows.config import CONFIG_NAME
+    from pipeline.bundle import CONFIG_NAME
 
     val_interval = int(json.loads((run.output_dir / CONFIG_NAME).read_text())["val_interval"])
     epochs = len(run.history)
@@ -272,9 +273,9 @@ def write_comparison(
 
 def device_override(device: str) -> dict[str, Any]:
     """The bundle's ``device`` override for ``"cpu"``/``"cuda"``/``"auto"``."""
-    from pipeline.workflows.config import resolve_device
+    from pipeline.workflows.device import resolve_device
 
-    return {"device": resolve_device(str(device))}
+    return {"device": f"$torch.device('{resolve_device(str(device))}')"}
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}

@@ -216,9 +216,13 @@ class CheckpointStore:
         read_verified(self.path(entry), entry.size, entry.sha256)
 
     # ----------------------------------------------------------------------------------------------------- writing
-    def file_name(self, epoch: int, iteration: int) -> str:
-        """The name the next checkpoint at this position gets (a suffix ``-N`` when the plain name is taken)."""
+    def file_name(self, epoch: int, iteration: int, reasons: Iterable[str] = ()) -> str:
+        """The name the next checkpoint at this position gets: ``<model>_e<epoch>_i<iteration>.pt``, with
+        ``_exception`` for one saved only because the run failed or was interrupted (so the resumed run's own
+        checkpoint of that position keeps the plain name), and a suffix ``-N`` when the name is taken."""
         base = f"{self.model_name}_e{epoch:04d}_i{iteration:08d}"
+        if set(reasons) == {"exception"}:
+            base += "_exception"
         taken = {e.file for e in self._entries}
         name, n = f"{base}.pt", 0
         while name in taken or (self.directory / name).exists():
@@ -243,7 +247,7 @@ class CheckpointStore:
                 untouched and no temp file is left.
         """
         entry = CheckpointEntry(
-            file=self.file_name(epoch, iteration),
+            file=self.file_name(epoch, iteration, reasons),
             epoch=int(epoch),
             iteration=int(iteration),
             reasons=sorted(set(reasons)),
