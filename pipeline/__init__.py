@@ -13,10 +13,31 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["CheckpointError", "InputError", "SettingsError"], "pipeline.errors"),
-    **dict.fromkeys(["DatasetError", "check_items", "check_pair", "load_datalist", "make_loader"], "pipeline.data"),
+    **dict.fromkeys(
+        [
+            "DatasetError",
+            "DatasetFingerprint",
+            "Plan",
+            "PlanSettings",
+            "check_items",
+            "check_pair",
+            "compute_fingerprint",
+            "load_datalist",
+            "load_plan",
+            "make_loader",
+            "make_plan",
+            "plan_dataset",
+            "plan_overrides",
+        ],
+        "pipeline.data",
+    ),
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.epoch_summary",
     "TrainingCurves": "pipeline.training_curves",
+    "TimeBudget": "pipeline.time_budget",
+    **dict.fromkeys(["mean_ci", "paired_wilcoxon", "summarize_recipes"], "pipeline.evaluation.statistics"),
+    "RECIPES": "pipeline.recipes",
+    "run_comparison": "pipeline.workflows.comparison",
     "MLflowTracker": "pipeline.tracking",
     **dict.fromkeys(
         ["TrainingHandlers", "TrainingManager", "attach_training_handlers", "create_training_manager", "quick_training_setup"],

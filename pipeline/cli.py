@@ -9,6 +9,8 @@ Commands:
 
 train, infer, demo and evaluate --checkpoint run the bundle's configs; their options are bundle overrides.
     make-phantoms   generate synthetic coronary-like CT volumes and labels
+    plan            fingerprint a dataset and write its training plan (DATASET_DIR/plan.json)
+    compare         train recipes with several seeds on a dataset and compare them on its test list, with statistics
 
 Exit codes: 0 done, 1 some case could not be scored (the reasons are in the table and the CSV), 2 bad command input.
 """
@@ -22,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.cli_compare import add_compare_parser, run_compare
+from pipeline.cli_plan import add_plan_parser, run_plan
 from pipeline.evaluation import command as evaluate_files
 
 __all__ = ["main", "build_parser"]
@@ -107,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--segments", action="store_true", help="ccta: also write <case>_segments.nii.gz (named segments)")
     ph.add_argument("--trees", type=int, default=2, help="tubes: vessel trees per volume")
     ph.add_argument("--split", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
+    add_plan_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 
@@ -260,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1 if report.n_failed else 0
         elif args.command == "infer":
             _infer(args)
+        elif args.command == "plan":
+            run_plan(args)
+        elif args.command == "compare":
+            run_compare(args)
         elif args.command == "demo":
             report = _demo(args)
             return 1 if report.n_failed else 0

@@ -29,10 +29,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.checkpoint",),  # the Ignite handler, the original API's managers, their settings
     ("pipeline.evaluation",),
     ("pipeline.engines", "pipeline.epoch_loss", "pipeline.epoch_summary", "pipeline.cosine_lr", "pipeline.history", "pipeline.plots",
-     "pipeline.training_curves"),
+     "pipeline.training_curves", "pipeline.time_budget"),
     ("pipeline.tracking",),
     ("pipeline.training", "pipeline.bundle"),
-    ("pipeline.workflows", "pipeline.cli", "pipeline.__main__"),
+    ("pipeline.workflows", "pipeline.cli", "pipeline.__main__", "pipeline.recipes", "pipeline.cli_plan", "pipeline.cli_compare"),
 ]
 
 

@@ -64,7 +64,9 @@ def _nifti(path: str) -> tuple[np.ndarray, np.ndarray]:
 # --- argument checks --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hu_window", [(650.0, -150.0), (100.0, 100.0), (0.0,), (-150.0, 0.0, 650.0)])
+@pytest.mark.parametrize(
+    "hu_window", [(650.0, -150.0), (100.0, 100.0), (0.0,), (-150.0, 650.0, 0.0), (-150.0, 0.0, 650.0, 1.0)]
+)
 def test_bad_hu_window_is_rejected(hu_window):
     with pytest.raises(ValueError, match="hu_window"):
         get_preprocessing(hu_window=hu_window)

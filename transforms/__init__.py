@@ -10,6 +10,7 @@ from transforms.chains import (
     get_train_transforms,
     get_val_transforms,
 )
+from transforms.intensity import check_hu_window, intensity_window, window_range
 from transforms.skeleton import TubedSkeleton, TubedSkeletond
 
 __all__ = [
@@ -17,10 +18,13 @@ __all__ = [
     "AboveThreshold",
     "TubedSkeleton",
     "TubedSkeletond",
+    "check_hu_window",
     "get_binary_postprocessing",
     "get_inference_transforms",
     "get_post_transforms",
     "get_preprocessing",
     "get_train_transforms",
     "get_val_transforms",
+    "intensity_window",
+    "window_range",
 ]

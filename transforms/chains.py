@@ -28,11 +28,11 @@ from monai.transforms import (
     RandScaleIntensityd,
     RandShiftIntensityd,
     SaveImaged,
-    ScaleIntensityRanged,
     Spacingd,
     SpatialPadd,
 )
 
+from transforms.intensity import check_hu_window, intensity_window, window_range
 from transforms.skeleton import TubedSkeletond
 
 __all__ = [
@@ -76,10 +76,11 @@ def get_preprocessing(
     Args:
         keys: ``"image"`` first, then any label keys (resampled with nearest neighbour).
         pixdim: target voxel spacing in mm (RAS order); ``None`` keeps each volume's own spacing.
-        hu_window: (low, high) HU mapped linearly to [0, 1], values outside clipped.
+        hu_window: (low, high) HU mapped linearly to [0, 1], values outside clipped; or (low, high, std): clipped to
+            [low, high], then divided by std with low at 0 (see :mod:`transforms.intensity`).
         crop_foreground: crop to the bounding box of voxels above ``foreground_threshold`` (after windowing), which
             removes air around the body; invertible.
-        foreground_threshold: windowed intensity above which a voxel is body.
+        foreground_threshold: where between the window's ``low`` (0.0) and ``high`` (1.0) a voxel counts as body.
         foreground_margin: voxels kept around that box.
 
     Returns:
@@ -88,8 +89,7 @@ def get_preprocessing(
     keys = list(keys)
     if not keys or keys[0] != "image":
         raise ValueError(f"keys must start with 'image', got {keys}.")
-    if len(hu_window) != 2 or hu_window[0] >= hu_window[1]:
-        raise ValueError(f"hu_window must be (low, high) with low < high, got {tuple(hu_window)}.")
+    check_hu_window(hu_window)
     label_keys = keys[1:]
     chain: list = [
         LoadImaged(keys=keys, image_only=True),
@@ -100,15 +100,14 @@ def get_preprocessing(
         if len(pixdim) != 3 or any(p <= 0 for p in pixdim):
             raise ValueError(f"pixdim must be three positive spacings in mm, got {tuple(pixdim)}.")
         chain.append(Spacingd(keys=keys, pixdim=tuple(pixdim), mode=["bilinear"] + ["nearest"] * len(label_keys)))
-    chain.append(
-        ScaleIntensityRanged(keys="image", a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True)
-    )
+    chain.append(intensity_window("image", hu_window))
     if crop_foreground:
+        top = window_range(hu_window)[1]
         chain.append(
             CropForegroundd(
                 keys=keys,
                 source_key="image",
-                select_fn=AboveThreshold(foreground_threshold),
+                select_fn=AboveThreshold(foreground_threshold * top),
                 margin=foreground_margin,
                 allow_smaller=True,
             )
@@ -130,7 +129,7 @@ def get_train_transforms(
 ) -> Compose:
     """Training chain: preprocessing, padding to at least ``patch_size``, ``num_samples`` patches per volume centred
     on vessel/background voxels in the ratio ``pos:neg``, random flips on all axes, in-plane 90-degree rotations and
-    intensity scale/shift.
+    intensity scale (±10 %) and shift (±5 % of the window's range).
 
     Args:
         patch_size: patch size in voxels (after resampling).
@@ -164,7 +163,7 @@ def get_train_transforms(
             RandFlipd(keys=keys, prob=0.5, spatial_axis=2),
             RandRotate90d(keys=keys, prob=0.5, max_k=3, spatial_axes=(0, 1)),
             RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
-            RandShiftIntensityd(keys="image", offsets=0.05, prob=0.5),
+            RandShiftIntensityd(keys="image", offsets=0.05 * window_range(hu_window)[1], prob=0.5),
         ]
     return Compose(chain)
 

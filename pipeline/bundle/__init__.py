@@ -2,7 +2,7 @@
 bundle is, set-up checks, the run's saved config, datalists, network weights, prediction logs and reports, and the
 end of a training. ``pipeline.workflows`` runs the same bundles for the command line."""
 
-from pipeline.bundle.data import checked_datalist, image_files
+from pipeline.bundle.data import checked_datalist, dataset_plan, image_files
 from pipeline.bundle.location import BUNDLE_NAME, bundle_path, bundle_root, running_workflow, sample_data
 from pipeline.bundle.reports import CaseReportHandler, PredictionLog, prediction_path
 from pipeline.bundle.run_config import CONFIG_NAME, RUN_KEYS, find_run_config, read_run_config, run_overrides, write_run_config
@@ -22,6 +22,7 @@ __all__ = [
     "check_override_keys",
     "check_training_settings",
     "checked_datalist",
+    "dataset_plan",
     "export_weights",
     "find_run_config",
     "finish_training",

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.data import DatasetError, check_items, load_datalist
+from pipeline.data.plan import load_plan, plan_overrides
 from pipeline.evaluation.pairing import NIFTI_SUFFIXES
 
-__all__ = ["checked_datalist", "image_files"]
+__all__ = ["checked_datalist", "dataset_plan", "image_files"]
 
 
 def checked_datalist(
@@ -23,6 +24,18 @@ def checked_datalist(
     items = load_datalist(dataset_dir, split, datalist, keys=tuple(keys))
     check_items(items)
     return items
+
+
+def dataset_plan(dataset_dir: str) -> dict:
+    """The bundle settings of ``dataset_dir/plan.json`` (``vessel-pipeline plan``), ``{}`` when there is none.
+
+    ``train.json`` reads its data-dependent keys through this (``"$@plan.get('pixdim', <default>)"``), so a plan
+    replaces the defaults and an explicit override replaces the plan.
+
+    Raises:
+        DatasetError: a plan of another schema version or one that cannot be read.
+    """
+    return plan_overrides(load_plan(dataset_dir))
 
 
 def image_files(inputs: str | Sequence[str], pattern: str = "*_image.nii.gz") -> list[dict[str, str]]:

@@ -20,11 +20,15 @@ logger = logging.getLogger(__name__)
 CONFIG_NAME = "config.json"
 #: the keys that must be the same for prediction as for training: the network and the preprocessing
 RUN_KEYS = ("network_def", "patch_size", "pixdim", "hu_window")
+#: keys saved with their resolved values (plain data, possibly computed from the data set's plan)
+RESOLVED_KEYS = ("plan", "patch_size", "pixdim", "hu_window")
 
 
 def write_run_config(ckpt_dir: str | Path, rank0: bool = True) -> Path | None:
     """Save the config the running bundle workflow executes (its files merged, with every override) as
-    ``ckpt_dir/config.json``, written atomically; only on rank 0.
+    ``ckpt_dir/config.json``, written atomically; only on rank 0. The preprocessing keys of :data:`RUN_KEYS` (and
+    the dataset's ``plan``) are kept as the values the run used, not as the expressions that found them (a plan read
+    from the training data set), so prediction on other data rebuilds the same preprocessing.
 
     Returns:
         the file, or None (not rank 0, or no ``ConfigWorkflow`` is running).
@@ -33,6 +37,9 @@ def write_run_config(ckpt_dir: str | Path, rank0: bool = True) -> Path | None:
     if not rank0 or workflow is None:
         return None
     config = {k: v for k, v in workflow.parser.get().items() if k != "_meta_"}
+    for key in RESOLVED_KEYS:
+        if key in config:
+            config[key] = workflow.parser.get_parsed_content(key)
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
     return write_json(Path(ckpt_dir) / CONFIG_NAME, config)
 

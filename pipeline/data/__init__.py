@@ -1,6 +1,26 @@
-"""Datalists (MSD-style ``dataset.json``), their checks, and MONAI loaders."""
+"""Datalists (MSD-style ``dataset.json``), their checks, MONAI loaders, and a dataset's fingerprint and plan."""
 
 from pipeline.data.datalist import DatasetError, check_items, check_pair, load_datalist, resolve_datalist
+from pipeline.data.fingerprint import DatasetFingerprint, compute_fingerprint
 from pipeline.data.loaders import make_loader
+from pipeline.data.plan import Plan, PlanSettings, load_plan, make_plan, plan_dataset, plan_overrides, write_plan
+from pipeline.data.vessel_radius import vessel_radii
 
-__all__ = ["DatasetError", "check_items", "check_pair", "load_datalist", "make_loader", "resolve_datalist"]
+__all__ = [
+    "DatasetError",
+    "DatasetFingerprint",
+    "Plan",
+    "PlanSettings",
+    "check_items",
+    "check_pair",
+    "compute_fingerprint",
+    "load_datalist",
+    "load_plan",
+    "make_loader",
+    "make_plan",
+    "plan_dataset",
+    "plan_overrides",
+    "resolve_datalist",
+    "vessel_radii",
+    "write_plan",
+]

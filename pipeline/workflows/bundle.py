@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from pipeline.bundle import BUNDLE_NAME, bundle_path, image_files, run_overrides
 from pipeline.errors import InputError
@@ -72,15 +72,22 @@ def _step(workflow: Any, step: str) -> Any:
         raise
 
 
-def _run(workflow: Any) -> tuple[Any, float]:
+def _run(workflow: Any, before_run: Callable[[Any], None] | None = None) -> tuple[Any, float]:
     _step(workflow, "initialize")
+    if before_run is not None:
+        before_run(workflow)
     start = time.perf_counter()
     _step(workflow, "run")
     seconds = time.perf_counter() - start
     return _step(workflow, "finalize"), seconds
 
 
-def train_bundle(output_dir: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainingResult:
+def train_bundle(
+    output_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    time_budget: float | None = None,
+    clock: str = "process",
+) -> TrainingResult:
     """Train with the bundle's ``train.json`` into ``output_dir``.
 
     ``output_dir`` then holds ``config.json`` (the config the run executed, overrides included), ``checkpoints/``
@@ -91,6 +98,9 @@ def train_bundle(output_dir: str | Path, overrides: Mapping[str, Any] | None = N
         output_dir: the run's folder.
         overrides: bundle keys to override (``dataset_dir``, ``epochs``, ``patch_size``, ``resume``,
             ``network_def#channels``, ...).
+        time_budget: seconds of training time after which training ends (:class:`~pipeline.time_budget.TimeBudget`,
+            fitted to the bundle's evaluator and learning-rate schedule); ``None`` for the bundle's ``epochs`` alone.
+        clock: the budget's clock, ``"process"`` (CPU time) or ``"wall"``.
 
     Raises:
         InputError: bad input found by the bundle at set-up (an unknown key, dataset, datalist, preset, schedule,
@@ -99,7 +109,7 @@ def train_bundle(output_dir: str | Path, overrides: Mapping[str, Any] | None = N
     out = Path(output_dir).absolute()
     paths = {"ckpt_dir": str(out), "checkpoint_dir": str(out / "checkpoints"), "run_name": out.name}
     train = _workflow(_configs("train"), "train", {**paths, **dict(overrides or {})})
-    finished, seconds = _run(train)
+    finished, seconds = _run(train, None if time_budget is None else lambda wf: _attach_time_budget(wf, time_budget, clock))
     finished = finished[0]
     evaluator = train.parser.get_parsed_content("validate#evaluator")
     return TrainingResult(
@@ -110,6 +120,15 @@ def train_bundle(output_dir: str | Path, overrides: Mapping[str, Any] | None = N
         final_checkpoint=Path(finished["last_checkpoint"]),
         history=finished["history"],
         seconds=seconds,
+    )
+
+
+def _attach_time_budget(train: Any, seconds: float, clock: str) -> None:
+    from pipeline.time_budget import TimeBudget
+
+    parsed = train.parser.get_parsed_content
+    TimeBudget(seconds, clock, evaluator=parsed("validate#evaluator"), lr_scheduler=parsed("lr_scheduler")).attach(
+        parsed("train#trainer")
     )
 
 
