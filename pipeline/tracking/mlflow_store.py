@@ -3,12 +3,21 @@
 By default the store is an embedded SQLite database under the model folder (``sqlite:///<model_dir>/mlflow.db``,
 artifacts in ``<model_dir>/mlartifacts``): no server, nothing on the network. ``MLFLOW_TRACKING_URI`` or an explicit
 ``tracking_uri`` points it elsewhere (e.g. an MLflow server).
+
+A new SQLite store is a copy of an empty one (:func:`empty_store_template`): MLflow builds a fresh database by running
+its whole chain of schema migrations, which takes seconds; that is done once per MLflow version and machine, in the
+user's cache folder (``$VESSEL_PIPELINE_CACHE``, else ``$XDG_CACHE_HOME/vessel-pipeline``, else
+``~/.cache/vessel-pipeline``), and every later store starts from the copy.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import sqlite3
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,7 +32,10 @@ __all__ = [
     "mlflow_client",
     "flatten_params",
     "get_or_create_experiment",
+    "empty_store_template",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: the embedded store's file and artifact folder, under the model folder
 DB_NAME = "mlflow.db"
@@ -61,8 +73,53 @@ def mlflow_client(tracking_uri: str) -> Any:
     created on first use)."""
     mlflow = import_mlflow()
     if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        db = Path(tracking_uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if not db.exists():
+            _copy_new(empty_store_template(), db)
     return mlflow.MlflowClient(tracking_uri=tracking_uri)
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("VESSEL_PIPELINE_CACHE"):
+        return Path(os.environ["VESSEL_PIPELINE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vessel-pipeline"
+
+
+def _copy_new(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder, so no half-copied database is seen."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def empty_store_template() -> Path:
+    """An MLflow SQLite database with the installed MLflow's full schema and no experiment, built on first use in the
+    cache folder (see the module's docstring). MLflow adds its ``Default`` experiment itself when it opens a copy, as
+    it does for a database it builds, with the artifact location and time of that moment.
+
+    Returns:
+        the template's path (one per MLflow version).
+    """
+    mlflow = import_mlflow()
+    template = _cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
+    if template.is_file():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("building an empty MLflow %s store once (schema migrations), kept as %s", mlflow.__version__, template)
+    with tempfile.TemporaryDirectory(dir=template.parent) as tmp:
+        db = Path(tmp) / "mlflow.db"
+        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db.as_posix()}")
+        client.search_experiments()  # opening the store runs the migrations and adds the Default experiment
+        with sqlite3.connect(db) as con:
+            con.execute("DELETE FROM experiments")
+        con.close()
+        os.replace(db, template)
+    return template
 
 
 def get_or_create_experiment(client: Any, name: str, artifact_root: Path | None) -> str:
