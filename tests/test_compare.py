@@ -21,11 +21,11 @@ from pipeline.phantoms import PhantomConfig, write_phantom_dataset
 from pipeline.workflows.comparison import parse_duration, run_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
-#: a tiny network, two epochs, a loss schedule that fits into them
+#: a tiny network on 16-voxel patches, two epochs, a loss schedule that fits into them
 TINY = {
     "network_def#channels": [8, 16, 32],
     "network_def#strides": [2, 2],
-    "patch_size": [32, 32, 32],
+    "patch_size": [16, 16, 16],
     "num_samples": 2,
     "val_interval": 1,
     "validate#evaluator#extra_metrics": [],
@@ -36,9 +36,9 @@ RECIPES = ["default", "pre_plan"]
 
 @pytest.fixture(scope="module")
 def compare_data(tmp_path_factory) -> Path:
-    """2 training, 1 validation and 6 test phantoms of 32x32x32."""
+    """2 training, 1 validation and 6 test phantoms of 24x24x24, one vessel tree each."""
     out = tmp_path_factory.mktemp("compare_data")
-    write_phantom_dataset(out, 9, PhantomConfig(shape=(32, 32, 32)), seed=11, fractions=(2, 1, 6))
+    write_phantom_dataset(out, 9, PhantomConfig(shape=(24, 24, 24), n_trees=1), seed=11, fractions=(2, 1, 6))
     return out
 
 
@@ -107,7 +107,7 @@ def test_killed_comparison_continues_to_the_same_report(compare_data, uninterrup
     )
     deadline = time.monotonic() + 300  # killed once the last run has its epoch-1 checkpoint, during epoch 2
     while not list((last / "checkpoints").glob("*.pt")) and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert list((last / "checkpoints").glob("*.pt")) and not (last / "cases.csv").is_file()
