@@ -249,3 +249,27 @@ def test_only_rank_0_talks_to_mlflow_under_torchrun(tmp_path):
     assert ranks[0]["history_loss"] == ranks[1]["history_loss"] == [pytest.approx(2.0)] * 2
     assert [line.split("  ")[:2] for line in ranks[0]["lines"]] == [["epoch 1/2", "loss 2.0000"], ["epoch 2/2", "loss 2.0000"]]
     assert ranks[1]["lines"] == []
+
+
+def test_a_new_sqlite_store_starts_from_the_migrated_template(tmp_path, monkeypatch):
+    """A new store is a copy of the empty template (same schema version, no experiment of its own); MLflow adds its
+    Default experiment on opening it, located where it would put it in a database it built itself."""
+    import sqlite3
+
+    from pipeline.tracking.mlflow_store import empty_store_template, mlflow_client
+
+    monkeypatch.chdir(tmp_path)
+    template = empty_store_template()
+    db = tmp_path / "store" / "mlflow.db"
+    client = mlflow_client(f"sqlite:///{db}")
+    (default,) = client.search_experiments()
+    assert (default.experiment_id, default.name) == ("0", "Default")
+    assert default.artifact_location == str(tmp_path / "mlruns" / "0")
+    version = "SELECT version_num FROM alembic_version"
+    with sqlite3.connect(template) as a, sqlite3.connect(db) as b:
+        assert a.execute(version).fetchall() == b.execute(version).fetchall()
+        assert a.execute("SELECT COUNT(*) FROM experiments").fetchone() == (0,)
+    run = client.create_run(client.create_experiment("x"))
+    client.log_metric(run.info.run_id, "loss", 0.5)
+    assert client.get_run(run.info.run_id).data.metrics == {"loss": 0.5}
+    assert not [p.name for p in db.parent.iterdir() if p.name != "mlflow.db"]  # no temporary copy left
