@@ -76,7 +76,10 @@ def mlflow_client(tracking_uri: str) -> Any:
         db = Path(tracking_uri[len("sqlite:///"):])
         db.parent.mkdir(parents=True, exist_ok=True)
         if not db.exists():
-            _copy_new(empty_store_template(), db)
+            try:
+                _copy_new(empty_store_template(), db)
+            except OSError as error:  # e.g. a read-only home: MLflow builds the store itself
+                logger.warning("no empty MLflow store template (%s); MLflow builds %s itself", error, db)
     return mlflow.MlflowClient(tracking_uri=tracking_uri)
 
 
@@ -87,11 +90,15 @@ def _cache_dir() -> Path:
 
 
 def _copy_new(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder, so no half-copied database is seen."""
+    """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder, so no half-copied database is seen; a
+    ``dst`` another process made in the meantime is kept."""
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        try:
+            os.link(tmp, dst)
+        except FileExistsError:
+            pass
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
