@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import atexit
 import gc
+import time
 
 __all__ = ["release_process_groups_at_exit"]
 
 _registered = False
 
 
+#: how long the exit hook lets a worker that waits for the GIL have it before collecting (seconds)
+_YIELD_S = 0.05
+
+
 def _collect() -> None:
+    # A worker still waiting for the GIL gets it while this thread sleeps; the collection below may then destroy the
+    # process group from a C++ destructor that holds the GIL and waits for the workers.
+    time.sleep(_YIELD_S)
     gc.collect()
 
 
