@@ -13,6 +13,7 @@ from ignite.exceptions import NotComputableError
 from ignite.metrics import Average
 from ignite.metrics.metric import reinit__is_reduced
 
+from pipeline.collective_exit import release_process_groups_at_exit
 from pipeline.handler_order import attached_handler
 
 __all__ = ["LOSS_METRIC", "EpochLoss", "attach_epoch_loss", "output_losses"]
@@ -64,6 +65,8 @@ class EpochLoss(Average):
             super().update(output)
 
     def compute(self) -> float | torch.Tensor:
+        if idist.get_world_size() > 1:
+            release_process_groups_at_exit()  # the all-reduce below is a collective
         try:
             return super().compute()
         except NotComputableError:  # raised on every process alike, after the all-reduce

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 import ignite.distributed as idist
 import torch
 
+from pipeline.collective_exit import release_process_groups_at_exit
 from pipeline.losses.combined import CombinedLoss, component_key
 
 __all__ = ["TermLossMeter"]
@@ -53,6 +54,7 @@ class TermLossMeter:
         sums = torch.tensor([float(self._sums.get(t, 0.0)) for t in self.terms], dtype=torch.float64)
         counts = torch.tensor([self._counts.get(t, 0) for t in self.terms], dtype=torch.float64)
         if idist.get_world_size() > 1:
+            release_process_groups_at_exit()
             sums, counts = idist.all_reduce(sums), idist.all_reduce(counts)
         return {t: float(s / c) for t, s, c in zip(self.terms, sums, counts) if c > 0}
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 import ignite.distributed as idist
 import torch.distributed as dist
 
+from pipeline.collective_exit import release_process_groups_at_exit
 from pipeline.errors import CheckpointError
 
 __all__ = ["PerRank", "agree", "is_writer", "world_size"]
@@ -44,6 +45,7 @@ def agree(decide: Callable[[], Any]) -> Any:
         except BaseException as e:
             error = e
             message = json.dumps({"error": f"{type(e).__name__}: {e}"})
+    release_process_groups_at_exit()
     message = idist.broadcast(message, src=0, safe_mode=True)
     if error is not None:
         raise error
@@ -75,6 +77,7 @@ class PerRank:
         local = self.obj.state_dict()
         if world_size() == 1 or not self.gather:
             return {"ranks": [local]}
+        release_process_groups_at_exit()
         gathered: list[Any] = [None] * world_size()
         dist.all_gather_object(gathered, local)
         return {"ranks": gathered}
