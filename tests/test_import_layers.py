@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "pipeline"
 #: entry that names a module decides its layer. The data sources (phantom generators, datalists and their checks, the
 #: network factory) import only the ground: the evaluation's geometry checks and the losses' test volumes use them.
 LAYERS: list[tuple[str, ...]] = [
-    ("pipeline.errors", "pipeline.io", "pipeline.handler_order"),  # the ground
+    ("pipeline.errors", "pipeline.io", "pipeline.handler_order", "pipeline.collective_exit"),  # the ground
     ("pipeline.phantoms", "pipeline.data", "pipeline.networks"),
     ("pipeline.losses",),
     ("pipeline.schedules",),

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from pipeline.data.fingerprint import DatasetFingerprint, compute_fingerprint
 from pipeline.errors import DatasetError, SettingsError
+from pipeline.io import write_json
 
 __all__ = [
     "PLAN_NAME",
@@ -254,12 +255,7 @@ def make_plan(fingerprint: DatasetFingerprint, settings: PlanSettings | None = N
 def write_plan(plan: Plan, dataset_dir: str | os.PathLike) -> Path:
     """Write ``dataset_dir/plan.json`` atomically (a temporary file, flushed, then renamed over the old one)."""
     path = Path(dataset_dir) / PLAN_NAME
-    tmp = path.with_name(f".{PLAN_NAME}.tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(plan.to_dict(), indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_json(path, plan.to_dict())
     return path
 
 
