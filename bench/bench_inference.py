@@ -1,0 +1,221 @@
+"""Full-size inference: MONAI's plain ``sliding_window_inference`` against :class:`CandidateSlidingWindowInferer`.
+
+Run: ``nice -n 10 .venv/bin/python bench/bench_inference.py`` (about 15 minutes on a loaded 2-core machine; cases and
+the trained network are cached in ``--out`` and reused). Prints, as markdown, per case: seconds of each, the ratio,
+Dice between the two binary predictions, each one's Dice against the label, the label voxels outside the candidate
+region, windows run, and the peak resident memory of each (separate processes, ``ru_maxrss``).
+
+Both use the bundle's network (``inference.json``'s ``network_def``), window, overlap and sliding-window batch, on the
+same preprocessed volume (the bundle's inference chain: RAS, spacing, HU window, body crop); each runs in its own
+process, so memory peaks are not shared. The network is trained here for a few hundred steps on two other cases of
+the same kind (it must say "background" where there is no vessel for the comparison to mean anything).
+
+Cases: ``--kind thorax`` (``bench/thorax_volumes.py``: body, lungs, heart, aorta, spine and coronary-like trees) or
+``--kind ccta`` (the anatomical generator, once it is available in :mod:`pipeline.phantoms`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+CONFIG = json.loads((ROOT / "bundles" / "coronary_vessel_seg" / "configs" / "inference.json").read_text())
+ROI, SW_BATCH, OVERLAP = tuple(CONFIG["patch_size"]), CONFIG["sw_batch_size"], CONFIG["overlap"]
+PIXDIM, HU_WINDOW = tuple(CONFIG["pixdim"]), tuple(CONFIG["hu_window"])
+
+
+def network_def() -> torch.nn.Module:
+    from pipeline.networks import create_unet
+
+    spec = {k: v for k, v in CONFIG["network_def"].items() if k != "_target_"}
+    return create_unet(**spec)
+
+
+def make_case(kind: str, shape: tuple[int, int, int], seed: int, folder: Path) -> dict[str, str]:
+    """Write one case as NIfTI (unless there) and return its datalist entry."""
+    from pipeline.phantoms import write_nifti
+
+    image, label = folder / f"{kind}_{seed:04d}_image.nii.gz", folder / f"{kind}_{seed:04d}_label.nii.gz"
+    if not label.exists():
+        from thorax_volumes import make_thorax_case
+
+        img, lab, affine = make_thorax_case(shape=shape, spacing=PIXDIM, seed=seed)
+        write_nifti(img, affine, image)
+        write_nifti(lab, affine, label)
+    return {"image": str(image), "label": str(label)}
+
+
+def preprocess(item: dict[str, str], folder: Path) -> tuple[Path, Path]:
+    """The bundle's preprocessing of image and label, saved as ``.npy`` (float32 image, uint8 label)."""
+    from transforms import get_val_transforms
+
+    name = Path(item["image"]).name.replace("_image.nii.gz", "")
+    image_npy, label_npy = folder / f"{name}_input.npy", folder / f"{name}_label.npy"
+    if not label_npy.exists():
+        data = get_val_transforms(pixdim=PIXDIM, hu_window=HU_WINDOW)(item)
+        np.save(image_npy, data["image"].numpy()[0].astype(np.float32))
+        np.save(label_npy, (data["label"].numpy()[0] > 0.5).astype(np.uint8))
+    return image_npy, label_npy
+
+
+def train_network(cases: list[tuple[Path, Path]], steps: int, path: Path) -> None:
+    """A few hundred Adam steps on patches centred on vessel, on bright non-vessel and on random voxels."""
+    if path.exists():
+        return
+    from pipeline.losses import create_loss_function
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    network, loss_fn = network_def(), create_loss_function("default_segmentation")
+    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
+    volumes = [(np.load(i), np.load(lab)) for i, lab in cases]
+    pools = [(np.argwhere(lab > 0), np.argwhere(img > 0.55)) for img, lab in volumes]
+    half = np.asarray(ROI) // 2
+    for step in range(steps):
+        xs, ys = [], []
+        for b in range(4):
+            c = rng.integers(len(volumes))
+            img, lab = volumes[c]
+            kind = b % 3
+            if kind == 2:
+                centre = np.asarray([rng.integers(s) for s in img.shape])
+            else:
+                pool = pools[c][kind]
+                centre = pool[rng.integers(len(pool))]
+            lo = np.clip(centre - half, 0, np.asarray(img.shape) - ROI)
+            box = tuple(slice(a, a + r) for a, r in zip(lo, ROI))
+            xs.append(img[box])
+            ys.append(lab[box])
+        x = torch.from_numpy(np.stack(xs)[:, None])
+        y = torch.from_numpy(np.stack(ys)[:, None].astype(np.float32))
+        loss = loss_fn(network(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 50 == 0:
+            print(f"  training step {step}: loss {loss.item():.3f}", file=sys.stderr, flush=True)
+    torch.save(network.state_dict(), path)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker(method: str, image_npy: Path, weights: Path, out: Path) -> None:
+    """One inference in this process; prints a JSON line with the seconds, memory peaks and window counts."""
+    from monai.inferers import sliding_window_inference
+
+    from pipeline.inference import CandidateSlidingWindowInferer
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    network = network_def()
+    network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    network.eval()
+    image = torch.from_numpy(np.load(image_npy))[None, None]
+    before = _peak_rss_mb()
+    stats = {}
+    start, cpu = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        if method == "plain":
+            logits = sliding_window_inference(image, ROI, SW_BATCH, network, OVERLAP)
+        else:
+            inferer = CandidateSlidingWindowInferer(ROI, SW_BATCH, OVERLAP, hu_window=HU_WINDOW)
+            if method == "ours-bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = inferer(image, network)
+            else:
+                logits = inferer(image, network)
+            stats = {"windows": inferer.stats.windows, "run": inferer.stats.run, "region": inferer.stats.region_fraction}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    np.save(out, np.packbits(logits[0, 0].float().numpy() > 0))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_rss_mb(), "before_mb": before, **stats}))
+
+
+def _run_worker(method: str, image_npy: Path, weights: Path, out: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", method, str(image_npy), str(weights), str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=["thorax"], default="thorax")
+    parser.add_argument("--cases", type=int, default=3)
+    parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 224])
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--bf16", action="store_true", help="also run ours under CPU autocast to bfloat16")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench_inference"))
+    args = parser.parse_args()
+    folder = args.out / f"{args.kind}_{'x'.join(map(str, args.shape))}"
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = tuple(args.shape)
+
+    print(f"making {args.cases} + 2 cases ({args.kind}, {shape}) in {folder}", file=sys.stderr, flush=True)
+    train = [preprocess(make_case(args.kind, shape, 1000 + i, folder), folder) for i in range(2)]
+    weights = folder / f"network_{args.train_steps}.pt"
+    train_network(train, args.train_steps, weights)
+    cases = [preprocess(make_case(args.kind, shape, i, folder), folder) for i in range(args.cases)]
+
+    methods = ["plain", "ours"] + (["ours-bf16"] if args.bf16 else [])
+    print(f"\nwindow {ROI}, overlap {OVERLAP}, sw_batch_size {SW_BATCH}, network {CONFIG['network_def']['channels']}, "
+          f"{os.environ.get('BENCH_THREADS', '2')} threads, load average before: {os.getloadavg()[0]:.1f}\n")
+    header = "| case | input shape | method | s | ratio | Dice vs plain | Dice vs label | lumen outside region | windows run | peak RSS MB |"
+    print(header)
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    from pipeline.inference import CandidateRegion, CandidateSlidingWindowInferer
+
+    ratios, agreements = [], []
+    for image_npy, label_npy in cases:
+        label = np.load(label_npy).astype(bool)
+        results, preds = {}, {}
+        for method in methods:
+            out = folder / f"{image_npy.stem}_{method}.npy"
+            results[method] = _run_worker(method, image_npy, weights, out)
+            preds[method] = np.unpackbits(np.load(out))[: label.size].reshape(label.shape).astype(bool)
+        lost = "n/a"
+        for method in methods:
+            r = results[method]
+            ratio = results["plain"]["seconds"] / r["seconds"]
+            agree = _dice(preds[method], preds["plain"])
+            if method == "ours":
+                ratios.append(ratio)
+                agreements.append(agree)
+                ours = CandidateSlidingWindowInferer(ROI, hu_window=HU_WINDOW)
+                region = CandidateRegion.from_image(
+                    torch.from_numpy(np.load(image_npy)), ours.low, ours.high, ours.margin, ours.block
+                ).voxel_mask((0, 0, 0), label.shape).numpy()
+                lost = str(int((label & ~region).sum()))
+            windows = f"{r['run']}/{r['windows']}" if "run" in r else "all"
+            print(f"| {image_npy.stem.replace('_input', '')} | {'x'.join(map(str, label.shape))} | {method} | "
+                  f"{r['seconds']:.1f} | {ratio:.2f} | {agree:.4f} | {_dice(preds[method], label):.3f} | "
+                  f"{lost if method != 'plain' else ''} | {windows} | {r['peak_mb']:.0f} |", flush=True)
+    print(f"\n**ours: {min(ratios):.2f}-{max(ratios):.2f}x faster (mean {np.mean(ratios):.2f}x), Dice with plain "
+          f">= {min(agreements):.4f}**")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+    else:
+        main()
