@@ -13,7 +13,11 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["CheckpointError", "InputError", "SettingsError"], "pipeline.errors"),
-    **dict.fromkeys(["DatasetError", "check_items", "check_pair", "load_datalist", "make_loader"], "pipeline.data"),
+    **dict.fromkeys(
+        ["DatasetError", "build_dataset", "check_items", "check_pair", "load_datalist", "make_loader", "plan_cache"],
+        "pipeline.data",
+    ),
+    **dict.fromkeys(["CandidateSlidingWindowInferer"], "pipeline.inference"),
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.handlers",
     "MLflowTracker": "pipeline.tracking",

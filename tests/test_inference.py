@@ -73,14 +73,16 @@ def test_a_volume_without_candidates_is_background_at_the_cost_of_one_window(net
 
 def test_the_default_region_keeps_every_lumen_voxel_of_tube_phantoms():
     """Noisy phantoms with thin distal branches: every labelled voxel lies in the candidate region."""
-    for seed in range(3):
-        phantom = make_phantom(PhantomConfig(shape=(96, 96, 64), noise_hu=30.0), np.random.default_rng([5, seed]))
+    for seed in range(2):
+        phantom = make_phantom(PhantomConfig(shape=(96, 96, 48), noise_hu=30.0), np.random.default_rng([5, seed]))
         scaled = np.clip((phantom.image - DEFAULT_HU_WINDOW[0]) / (DEFAULT_HU_WINDOW[1] - DEFAULT_HU_WINDOW[0]), 0, 1)
         inferer = CandidateSlidingWindowInferer(ROI, hu_window=DEFAULT_HU_WINDOW)
-        region = CandidateRegion.from_image(torch.as_tensor(scaled, dtype=torch.float32), inferer.low, inferer.high)
+        region = CandidateRegion.from_image(
+            torch.as_tensor(scaled, dtype=torch.float32), inferer.low, inferer.high, inferer.margin, inferer.block
+        )
         mask = region.voxel_mask((0, 0, 0), phantom.image.shape).numpy()
         assert mask[phantom.label > 0].all(), f"seed {seed}: {int((phantom.label > 0).sum() - mask[phantom.label > 0].sum())} lumen voxels lost"
-        assert region.fraction < 0.5  # tissue and fat are not candidates
+        assert region.fraction < 0.6  # tissue and fat far from the vessels are not candidates
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from monai.utils import convert_to_dst_type
 from tqdm import tqdm
 
 from pipeline.errors import SettingsError
-from pipeline.inference.candidates import CandidateRegion, hu_to_intensity
+from pipeline.inference.candidates import DEFAULT_MARGIN, CandidateRegion, hu_to_intensity
 
 __all__ = ["CandidateSlidingWindowInferer", "WindowStats"]
 
@@ -50,7 +50,7 @@ class CandidateSlidingWindowInferer(Inferer):
         lumen_hu: (low, high) HU that contrast-enhanced lumen may have, block means compared; ``None`` for an open end.
         hu_window: the (low, high) HU that preprocessing mapped to [0, 1] with clipping, so the range above can be read
             on the input's scale; ``None`` when the input is in HU.
-        margin: voxels kept around every candidate block (the partial-volume rim of the lumen is dimmer).
+        margin: voxels kept around every candidate block (see :data:`~pipeline.inference.candidates.DEFAULT_MARGIN`).
         block: edge of the blocks whose mean intensity is tested, in voxels.
         background: the output outside the region: one value for all channels or one per channel (for the project's
             single-logit networks, a clearly negative logit).
@@ -69,7 +69,7 @@ class CandidateSlidingWindowInferer(Inferer):
         overlap: float = 0.25,
         lumen_hu: Sequence[float | None] = (120.0, None),
         hu_window: Sequence[float] | None = None,
-        margin: int = 4,
+        margin: int = DEFAULT_MARGIN,
         block: int = 2,
         background: float | Sequence[float] = -10.0,
         mode: str = "constant",

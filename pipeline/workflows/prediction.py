@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -96,7 +97,7 @@ def _predict(
     pre = get_inference_transforms(pixdim=config.pixdim, hu_window=config.hu_window)
     post = get_post_transforms(pre, output_dir=None if output_dir is None else str(output_dir))
     loader = make_loader([{"image": image} for image in images], pre, cache=False)
-    inferer = create_inferer(config.patch_size)
+    inferer = create_inferer(config.patch_size, hu_window=config.hu_window, progress=sys.stderr.isatty())
     network = network.to(device).eval()
     with torch.no_grad():
         for image, batch in zip(images, loader):
