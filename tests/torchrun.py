@@ -44,10 +44,18 @@ def torchrun(
         f"--nnodes={nodes}", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=localhost:{_free_port()}",
         f"--rdzv_id={uuid.uuid4().hex}", "--max_restarts=0",
     ]
-    command = [sys.executable, "-m", "torch.distributed.run", *rendezvous, *args]
+    # the first launcher hosts the rendezvous store, as the node named in the endpoint would; every launcher on
+    # localhost would otherwise take itself for that node
+    commands = [
+        [sys.executable, "-m", "torch.distributed.run", *rendezvous, f"--rdzv_conf=is_host={int(n == 0)}", *args]
+        for n in range(nodes)
+    ]
     # output to files, not pipes: a launcher blocked on a full pipe would stall the other at the next collective
     files = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in range(nodes)]
-    launchers = [subprocess.Popen(command, stdout=o, stderr=e, text=True, cwd=REPO, env=environ) for o, e in files]
+    launchers = [
+        subprocess.Popen(command, stdout=o, stderr=e, text=True, cwd=REPO, env=environ)
+        for command, (o, e) in zip(commands, files)
+    ]
     try:
         for launcher in launchers:
             launcher.wait(timeout=timeout)
@@ -65,5 +73,5 @@ def torchrun(
         e.close()
     codes = [launcher.returncode for launcher in launchers]
     return subprocess.CompletedProcess(
-        command, next((c for c in codes if c), 0), "".join(o for o, _ in texts), "".join(e for _, e in texts)
+        commands[0], next((c for c in codes if c), 0), "".join(o for o, _ in texts), "".join(e for _, e in texts)
     )
