@@ -140,8 +140,10 @@ def worker(method: str, image_npy: Path, weights: Path, out: Path) -> None:
         if method == "plain":
             logits = sliding_window_inference(image, ROI, SW_BATCH, network, OVERLAP)
         else:
-            inferer = CandidateSlidingWindowInferer(ROI, SW_BATCH, OVERLAP, hu_window=HU_WINDOW)
-            if method == "ours-bf16":
+            inferer = CandidateSlidingWindowInferer(
+                ROI, SW_BATCH, OVERLAP, hu_window=HU_WINDOW, keep_largest="largest" in method
+            )
+            if "bf16" in method:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     logits = inferer(image, network)
             else:
@@ -173,7 +175,11 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 224])
     parser.add_argument("--train-steps", type=int, default=600)
-    parser.add_argument("--bf16", action="store_true", help="also run ours under CPU autocast to bfloat16")
+    parser.add_argument(
+        "--methods", default="plain,ours,ours-largest",
+        help="comma-separated: plain, ours (default settings), ours-largest (keep_largest=True), "
+        "ours-bf16 / ours-largest-bf16 (under CPU autocast to bfloat16)",
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_inference"))
     args = parser.parse_args()
     folder = args.out / f"{args.kind}_{'x'.join(map(str, args.shape))}"
@@ -186,15 +192,17 @@ def main() -> None:
     train_network(train, args.train_steps, weights)
     cases = [preprocess(make_case(args.kind, shape, i, folder), folder) for i in range(args.cases)]
 
-    methods = ["plain", "ours"] + (["ours-bf16"] if args.bf16 else [])
+    methods = args.methods.split(",")
+    if methods[0] != "plain":
+        raise SystemExit("--methods must begin with plain (the baseline)")
     print(f"\nwindow {ROI}, overlap {OVERLAP}, sw_batch_size {SW_BATCH}, network {CONFIG['network_def']['channels']}, "
           f"{os.environ.get('BENCH_THREADS', '2')} threads, load average before: {os.getloadavg()[0]:.1f}\n")
     print("| case | input shape | method | wall s | wall ratio | CPU s | CPU ratio | Dice vs plain | Dice vs label | "
-          "lumen outside region | windows run | peak RSS MB |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "lumen outside region | windows run | peak RSS MB | RSS before MB |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     from pipeline.inference import CandidateRegion, CandidateSlidingWindowInferer
 
-    ratios, cpu_ratios, agreements, memory = [], [], [], []
+    summary: dict[str, list[tuple[float, float, float, float]]] = {}
     for image_npy, label_npy in cases:
         label = np.load(label_npy).astype(bool)
         results, preds = {}, {}
@@ -208,23 +216,23 @@ def main() -> None:
             ratio = results["plain"]["seconds"] / r["seconds"]
             cpu_ratio = results["plain"]["cpu_seconds"] / r["cpu_seconds"]
             agree = _dice(preds[method], preds["plain"])
-            if method == "ours":
-                ratios.append(ratio)
-                cpu_ratios.append(cpu_ratio)
-                agreements.append(agree)
-                memory.append(r["peak_mb"] - results["plain"]["peak_mb"])
-                ours = CandidateSlidingWindowInferer(ROI, hu_window=HU_WINDOW)
+            if method != "plain":
+                summary.setdefault(method, []).append((ratio, cpu_ratio, agree, r["peak_mb"] - results["plain"]["peak_mb"]))
+                ours = CandidateSlidingWindowInferer(ROI, hu_window=HU_WINDOW, keep_largest="largest" in method)
                 region = CandidateRegion.from_image(
-                    torch.from_numpy(np.load(image_npy)), ours.low, ours.high, ours.margin, ours.block
+                    torch.from_numpy(np.load(image_npy)), ours.low, ours.high, ours.margin, ours.block, ours.keep_largest
                 ).voxel_mask((0, 0, 0), label.shape).numpy()
                 lost = str(int((label & ~region).sum()))
             windows = f"{r['run']}/{r['windows']}" if "run" in r else "all"
             print(f"| {image_npy.stem.replace('_input', '')} | {'x'.join(map(str, label.shape))} | {method} | "
                   f"{r['seconds']:.1f} | {ratio:.2f} | {r['cpu_seconds']:.1f} | {cpu_ratio:.2f} | {agree:.4f} | {_dice(preds[method], label):.3f} | "
-                  f"{lost if method != 'plain' else ''} | {windows} | {r['peak_mb']:.0f} |", flush=True)
-    print(f"\n**ours: {min(ratios):.2f}-{max(ratios):.2f}x faster in wall time (CPU time {min(cpu_ratios):.2f}-"
-          f"{max(cpu_ratios):.2f}x), Dice with plain >= {min(agreements):.4f}, peak RSS minus plain's "
-          f"{max(memory):+.0f} MB at most**")
+                  f"{lost if method != 'plain' else ''} | {windows} | {r['peak_mb']:.0f} | {r['before_mb']:.0f} |", flush=True)
+    print()
+    for method, rows in summary.items():
+        wall, cpu, agree, memory = (np.asarray(v) for v in zip(*rows))
+        print(f"**{method}: {wall.min():.2f}-{wall.max():.2f}x faster in wall time (CPU time {cpu.min():.2f}-"
+              f"{cpu.max():.2f}x), Dice with plain >= {agree.min():.4f}, peak RSS minus plain's {memory.max():+.0f} MB "
+              f"at most**  ")
 
 
 if __name__ == "__main__":

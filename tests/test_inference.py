@@ -85,6 +85,18 @@ def test_the_default_region_keeps_every_lumen_voxel_of_tube_phantoms():
         assert region.fraction < 0.6  # tissue and fat far from the vessels are not candidates
 
 
+def test_keep_largest_drops_what_is_not_connected_to_the_largest_structure():
+    """A thick bright vessel (standing for the aorta with its coronaries) and a thin one apart from it: by default
+    both are candidates; with keep_largest only the thick one and its margin."""
+    x = torch.zeros(1, 1, 64, 64, 32)
+    x[0, 0, 4:16, 4:60, 4:16] = 0.8
+    x[0, 0, 50:52, 10:50, 20:22] = 0.8
+    both = CandidateRegion.from_image(x, 0.5, None, margin=2).voxel_mask((0, 0, 0), x.shape[2:])
+    largest = CandidateRegion.from_image(x, 0.5, None, margin=2, keep_largest=True).voxel_mask((0, 0, 0), x.shape[2:])
+    assert bool(both[50, 30, 20]) and not bool(largest[50, 30, 20])
+    assert bool(largest[10, 30, 10]) and bool(largest[17, 30, 10]) and not bool(largest[20, 30, 10])
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

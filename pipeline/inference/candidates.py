@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from pipeline.errors import SettingsError
 
@@ -60,6 +62,7 @@ class CandidateRegion:
         high: float | None = None,
         margin: int = DEFAULT_MARGIN,
         block: int = 2,
+        keep_largest: bool = False,
     ) -> "CandidateRegion":
         """The blocks whose mean intensity lies in ``[low, high]``, grown by ``margin`` voxels.
 
@@ -70,6 +73,11 @@ class CandidateRegion:
             high: highest plausible lumen intensity (``None``: no upper bound).
             margin: voxels added around every candidate block, rounded up to whole blocks.
             block: block edge in voxels (the block mean is the smoothing).
+            keep_largest: keep only the largest connected structure of candidate blocks (26-connected) before the
+                margin. In a coronary CT angiogram that is the contrast-filled aorta and heart with the coronary
+                arteries, whose lumen starts at the aortic root; bone, pulmonary vessels and noise drop out. A vessel
+                cut off from it (an occlusion longer than the margin, separate trees, a crop without the aorta) is
+                lost: off by default.
 
         Returns:
             the region.
@@ -90,7 +98,13 @@ class CandidateRegion:
             inside &= means >= low
         if high is not None:
             inside &= means <= high
-        grown = inside.any(dim=0, keepdim=True).float()
+        inside = inside.any(dim=0)[0]
+        if keep_largest and bool(inside.any()):
+            labels, _ = ndimage.label(inside.numpy(), structure=np.ones((3, 3, 3), dtype=bool))
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            inside = torch.from_numpy(labels == int(np.argmax(sizes)))
+        grown = inside[None, None].float()
         reach = math.ceil(margin / block)
         if reach:
             for axis in range(3):  # a box-shaped dilation, one axis at a time

@@ -52,6 +52,8 @@ class CandidateSlidingWindowInferer(Inferer):
             on the input's scale; ``None`` when the input is in HU.
         margin: voxels kept around every candidate block (see :data:`~pipeline.inference.candidates.DEFAULT_MARGIN`).
         block: edge of the blocks whose mean intensity is tested, in voxels.
+        keep_largest: keep only the largest connected candidate structure (the aorta and heart with the coronaries of
+            a full coronary CT angiogram; see :meth:`CandidateRegion.from_image` for what it can lose).
         background: the output outside the region: one value for all channels or one per channel (for the project's
             single-logit networks, a clearly negative logit).
         mode: MONAI's window weighting (``"constant"`` or ``"gaussian"``).
@@ -71,6 +73,7 @@ class CandidateSlidingWindowInferer(Inferer):
         hu_window: Sequence[float] | None = None,
         margin: int = DEFAULT_MARGIN,
         block: int = 2,
+        keep_largest: bool = False,
         background: float | Sequence[float] = -10.0,
         mode: str = "constant",
         progress: bool = False,
@@ -96,6 +99,7 @@ class CandidateSlidingWindowInferer(Inferer):
         self.high = hu_to_intensity(lumen_hu[1], hu_window)
         self.margin = int(margin)
         self.block = int(block)
+        self.keep_largest = bool(keep_largest)
         self.background = background
         self.mode = mode
         self.progress = progress
@@ -108,7 +112,7 @@ class CandidateSlidingWindowInferer(Inferer):
         meta = MetaTensor([]).copy_meta_from(inputs, copy_attr=False) if isinstance(inputs, MetaTensor) else None
         image = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         shape = tuple(image.shape[2:])
-        region = CandidateRegion.from_image(image, self.low, self.high, self.margin, self.block)
+        region = CandidateRegion.from_image(image, self.low, self.high, self.margin, self.block, self.keep_largest)
         # MONAI pads an axis shorter than the window to the window (half before); its grid is on the padded axes
         padded = tuple(max(s, r) for s, r in zip(shape, self.roi_size))
         before = tuple((p - s) // 2 for p, s in zip(padded, shape))
