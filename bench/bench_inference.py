@@ -3,7 +3,8 @@
 Run: ``nice -n 10 .venv/bin/python bench/bench_inference.py`` (about 15 minutes on a loaded 2-core machine; cases and
 the trained network are cached in ``--out`` and reused). Prints, as markdown, per case: seconds of each, the ratio,
 Dice between the two binary predictions, each one's Dice against the label, the label voxels outside the candidate
-region, windows run, and the peak resident memory of each (separate processes, ``ru_maxrss``).
+region, windows run, and the resident memory of each before and at its peak during inference (separate
+processes; the peak is reset with ``/proc/self/clear_refs`` after loading and read from ``VmHWM``).
 
 Both use the bundle's network (``inference.json``'s ``network_def``), window, overlap and sliding-window batch, on the
 same preprocessed volume (the bundle's inference chain: RAS, spacing, HU window, body crop); each runs in its own
@@ -118,8 +119,17 @@ def train_network(cases: list[tuple[Path, Path]], steps: int, path: Path) -> Non
     torch.save(network.state_dict(), path)
 
 
-def _peak_rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (resident now) or ``VmHWM`` (resident peak) of this process, from ``/proc/self/status``, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak() -> None:
+    """Start the resident peak (``VmHWM``) afresh at the current resident size (Linux ``clear_refs`` 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def worker(method: str, image_npy: Path, weights: Path, out: Path) -> None:
@@ -133,7 +143,8 @@ def worker(method: str, image_npy: Path, weights: Path, out: Path) -> None:
     network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     network.eval()
     image = torch.from_numpy(np.load(image_npy))[None, None]
-    before = _peak_rss_mb()
+    _reset_peak()
+    before = _status_mb("VmRSS")
     stats = {}
     start, cpu = time.perf_counter(), time.process_time()
     with torch.no_grad():
@@ -151,7 +162,7 @@ def worker(method: str, image_npy: Path, weights: Path, out: Path) -> None:
             stats = {"windows": inferer.stats.windows, "run": inferer.stats.run, "region": inferer.stats.region_fraction}
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     np.save(out, np.packbits(logits[0, 0].float().numpy() > 0))
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_rss_mb(), "before_mb": before, **stats}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _status_mb("VmHWM"), "before_mb": before, **stats}))
 
 
 def _run_worker(method: str, image_npy: Path, weights: Path, out: Path) -> dict:
@@ -198,7 +209,7 @@ def main() -> None:
     print(f"\nwindow {ROI}, overlap {OVERLAP}, sw_batch_size {SW_BATCH}, network {CONFIG['network_def']['channels']}, "
           f"{os.environ.get('BENCH_THREADS', '2')} threads, load average before: {os.getloadavg()[0]:.1f}\n")
     print("| case | input shape | method | wall s | wall ratio | CPU s | CPU ratio | Dice vs plain | Dice vs label | "
-          "lumen outside region | windows run | peak RSS MB | RSS before MB |")
+          "lumen outside region | windows run | RSS before MB | peak RSS during inference MB |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     from pipeline.inference import CandidateRegion, CandidateSlidingWindowInferer
 
@@ -217,7 +228,8 @@ def main() -> None:
             cpu_ratio = results["plain"]["cpu_seconds"] / r["cpu_seconds"]
             agree = _dice(preds[method], preds["plain"])
             if method != "plain":
-                summary.setdefault(method, []).append((ratio, cpu_ratio, agree, r["peak_mb"] - results["plain"]["peak_mb"]))
+                growth = (r["peak_mb"] - r["before_mb"]) - (results["plain"]["peak_mb"] - results["plain"]["before_mb"])
+                summary.setdefault(method, []).append((ratio, cpu_ratio, agree, growth))
                 ours = CandidateSlidingWindowInferer(ROI, hu_window=HU_WINDOW, keep_largest="largest" in method)
                 region = CandidateRegion.from_image(
                     torch.from_numpy(np.load(image_npy)), ours.low, ours.high, ours.margin, ours.block, ours.keep_largest
@@ -226,13 +238,13 @@ def main() -> None:
             windows = f"{r['run']}/{r['windows']}" if "run" in r else "all"
             print(f"| {image_npy.stem.replace('_input', '')} | {'x'.join(map(str, label.shape))} | {method} | "
                   f"{r['seconds']:.1f} | {ratio:.2f} | {r['cpu_seconds']:.1f} | {cpu_ratio:.2f} | {agree:.4f} | {_dice(preds[method], label):.3f} | "
-                  f"{lost if method != 'plain' else ''} | {windows} | {r['peak_mb']:.0f} | {r['before_mb']:.0f} |", flush=True)
+                  f"{lost if method != 'plain' else ''} | {windows} | {r['before_mb']:.0f} | {r['peak_mb']:.0f} |", flush=True)
     print()
     for method, rows in summary.items():
         wall, cpu, agree, memory = (np.asarray(v) for v in zip(*rows))
         print(f"**{method}: {wall.min():.2f}-{wall.max():.2f}x faster in wall time (CPU time {cpu.min():.2f}-"
-              f"{cpu.max():.2f}x), Dice with plain >= {agree.min():.4f}, peak RSS minus plain's {memory.max():+.0f} MB "
-              f"at most**  ")
+              f"{cpu.max():.2f}x), Dice with plain >= {agree.min():.4f}, memory growth during inference minus "
+              f"plain's {memory.max():+.0f} MB at most**  ")
 
 
 if __name__ == "__main__":

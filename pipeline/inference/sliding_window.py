@@ -106,7 +106,9 @@ class CandidateSlidingWindowInferer(Inferer):
         self.sw_kwargs = sw_kwargs
         self.stats = WindowStats()
 
-    def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """The network's output on the whole of ``inputs`` (``(N, C, D, H, W)``): MONAI's inside the candidate region,
         ``background`` outside."""
         meta = MetaTensor([]).copy_meta_from(inputs, copy_attr=False) if isinstance(inputs, MetaTensor) else None
@@ -116,7 +118,8 @@ class CandidateSlidingWindowInferer(Inferer):
         # MONAI pads an axis shorter than the window to the window (half before); its grid is on the padded axes
         padded = tuple(max(s, r) for s, r in zip(shape, self.roi_size))
         before = tuple((p - s) // 2 for p, s in zip(padded, shape))
-        grid = dense_patch_slices(padded, self.roi_size, _get_scan_interval(padded, self.roi_size, 3, (self.overlap,) * 3), return_slice=False)
+        interval = _get_scan_interval(padded, self.roi_size, 3, (self.overlap,) * 3)
+        grid = dense_patch_slices(padded, self.roi_size, interval, return_slice=False)
         kept = [w for w in grid if region.any_in(*self._unpadded(w, before))]
         self.stats = WindowStats(windows=len(grid), run=len(kept), region_fraction=region.fraction)
         logger.debug("candidate region %.1f%% of the volume: the network runs on %d of %d windows",
@@ -130,7 +133,9 @@ class CandidateSlidingWindowInferer(Inferer):
         )
         start = tuple(c.start for c in crop)
         offset = tuple(st - b for st, b in zip(start, before))  # crop (padded) coordinates -> volume coordinates
-        bar = tqdm(total=self.stats.run * image.shape[0], unit="window", desc="inference", leave=False, disable=not self.progress)
+        bar = tqdm(
+            total=self.stats.run * image.shape[0], unit="window", desc="inference", leave=False, disable=not self.progress
+        )
         predictor = _SkippingPredictor(network, region, offset, bar, args, kwargs)
         with bar:
             out = sliding_window_inference(
@@ -152,7 +157,9 @@ class CandidateSlidingWindowInferer(Inferer):
         return [w[0] - b for w, b in zip(window, before)], [w[1] - b for w, b in zip(window, before)]
 
     def _values(self, channels: int) -> list[float]:
-        values = [float(self.background)] * channels if isinstance(self.background, (int, float)) else [float(v) for v in self.background]
+        if isinstance(self.background, (int, float)):
+            return [float(self.background)] * channels
+        values = [float(v) for v in self.background]
         if len(values) != channels:
             raise SettingsError(f"background has {len(values)} values but the network gives {channels} channels.")
         return values
