@@ -208,9 +208,9 @@ def main() -> None:
         raise SystemExit("--methods must begin with plain (the baseline)")
     print(f"\nwindow {ROI}, overlap {OVERLAP}, sw_batch_size {SW_BATCH}, network {CONFIG['network_def']['channels']}, "
           f"{os.environ.get('BENCH_THREADS', '2')} threads, load average before: {os.getloadavg()[0]:.1f}\n")
-    print("| case | input shape | method | wall s | wall ratio | CPU s | CPU ratio | Dice vs plain | Dice vs label | "
-          "lumen outside region | windows run | RSS before MB | peak RSS during inference MB |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| case | input shape | method | wall s | wall ratio | CPU s | CPU ratio | Dice vs plain | Dice vs plain in region | "
+          "Dice vs label | lumen outside region | windows run | RSS before MB | peak RSS during inference MB |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     from pipeline.inference import CandidateRegion, CandidateSlidingWindowInferer
 
     summary: dict[str, list[tuple[float, float, float, float]]] = {}
@@ -221,7 +221,7 @@ def main() -> None:
             out = folder / f"{image_npy.stem}_{method}.npy"
             results[method] = _run_worker(method, image_npy, weights, out)
             preds[method] = np.unpackbits(np.load(out))[: label.size].reshape(label.shape).astype(bool)
-        lost = "n/a"
+        lost, inside = "", ""
         for method in methods:
             r = results[method]
             ratio = results["plain"]["seconds"] / r["seconds"]
@@ -235,10 +235,11 @@ def main() -> None:
                     torch.from_numpy(np.load(image_npy)), ours.low, ours.high, ours.margin, ours.block, ours.keep_largest
                 ).voxel_mask((0, 0, 0), label.shape).numpy()
                 lost = str(int((label & ~region).sum()))
+                inside = f"{_dice(preds[method] & region, preds['plain'] & region):.4f}"
             windows = f"{r['run']}/{r['windows']}" if "run" in r else "all"
             print(f"| {image_npy.stem.replace('_input', '')} | {'x'.join(map(str, label.shape))} | {method} | "
-                  f"{r['seconds']:.1f} | {ratio:.2f} | {r['cpu_seconds']:.1f} | {cpu_ratio:.2f} | {agree:.4f} | {_dice(preds[method], label):.3f} | "
-                  f"{lost if method != 'plain' else ''} | {windows} | {r['before_mb']:.0f} | {r['peak_mb']:.0f} |", flush=True)
+                  f"{r['seconds']:.1f} | {ratio:.2f} | {r['cpu_seconds']:.1f} | {cpu_ratio:.2f} | {agree:.4f} | {inside} | "
+                  f"{_dice(preds[method], label):.3f} | {lost} | {windows} | {r['before_mb']:.0f} | {r['peak_mb']:.0f} |", flush=True)
     print()
     for method, rows in summary.items():
         wall, cpu, agree, memory = (np.asarray(v) for v in zip(*rows))
