@@ -9,7 +9,7 @@ from ignite.engine import Events
 from ignite.handlers import ProgressBar
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import IgniteMetricHandler, LrScheduleHandler, ValidationHandler, from_engine
-from monai.inferers import SlidingWindowInferer
+from monai.inferers import Inferer, SlidingWindowInferer
 from monai.metrics import DiceMetric
 from monai.transforms import Compose
 
@@ -17,6 +17,7 @@ from pipeline.errors import SettingsError
 from pipeline.evaluation.ignite_metric import VesselMetric
 from pipeline.cosine_lr import CosineToRunEnd
 from pipeline.epoch_summary import EpochSummaryLogger
+from pipeline.inference import CandidateSlidingWindowInferer
 from transforms import get_binary_postprocessing
 
 __all__ = ["create_evaluator", "create_inferer", "create_trainer", "VAL_KEY_METRIC"]
@@ -25,10 +26,26 @@ __all__ = ["create_evaluator", "create_inferer", "create_trainer", "VAL_KEY_METR
 VAL_KEY_METRIC = "val_mean_dice"
 
 
-def create_inferer(roi_size: Sequence[int], sw_batch_size: int = 4, overlap: float = 0.25) -> SlidingWindowInferer:
+def create_inferer(
+    roi_size: Sequence[int],
+    sw_batch_size: int = 4,
+    overlap: float = 0.25,
+    hu_window: Sequence[float] | None = None,
+    lumen_hu: Sequence[float | None] = (120.0, None),
+    progress: bool = False,
+) -> Inferer:
     """The sliding-window inferer used for validation and prediction (windows of ``roi_size``, padded if larger than
-    the volume, overlapping by ``overlap``, ``sw_batch_size`` windows per forward pass)."""
-    return SlidingWindowInferer(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap)
+    the volume, overlapping by ``overlap``, ``sw_batch_size`` windows per forward pass).
+
+    With ``hu_window`` (the HU range the preprocessing mapped to [0, 1]) the network runs only where the intensities
+    allow vessel lumen (:class:`~pipeline.inference.CandidateSlidingWindowInferer`, ``lumen_hu``; ``progress`` shows a
+    bar with the time left); without it, on every window (MONAI's :class:`~monai.inferers.SlidingWindowInferer`).
+    """
+    if hu_window is None:
+        return SlidingWindowInferer(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap)
+    return CandidateSlidingWindowInferer(
+        roi_size, sw_batch_size, overlap, lumen_hu=lumen_hu, hu_window=hu_window, progress=progress
+    )
 
 
 def create_evaluator(
@@ -43,6 +60,7 @@ def create_evaluator(
     amp: bool = False,
     extra_metrics: Sequence[str] = (),
     tolerance_mm: float = 1.0,
+    hu_window: Sequence[float] | None = None,
 ) -> SupervisedEvaluator:
     """A :class:`~monai.engines.SupervisedEvaluator` that runs sliding-window inference on whole volumes and reports
     the mean Dice of the thresholded prediction as its key metric (``VAL_KEY_METRIC``). A case whose label and
@@ -62,6 +80,8 @@ def create_evaluator(
             ``"NSD"``, ``"clDice"``), each reported as ``val_<name in lower case>`` (``val_hd95_mm``) by a
             :class:`~pipeline.evaluation.VesselMetric` in millimetres, the spacing read from each volume's affine.
         tolerance_mm: NSD tolerance in mm for ``extra_metrics``.
+        hu_window: the HU range the preprocessing mapped to [0, 1]; given, the network runs only where the
+            intensities allow vessel lumen (see :func:`create_inferer`).
     """
     additional = {
         f"val_{name.lower()}": VesselMetric(name, tolerance_mm=tolerance_mm, output_transform=from_engine(["pred", "label"]))
@@ -71,7 +91,7 @@ def create_evaluator(
         device=torch.device(device),
         val_data_loader=val_loader,
         network=network,
-        inferer=create_inferer(roi_size, sw_batch_size, overlap),
+        inferer=create_inferer(roi_size, sw_batch_size, overlap, hu_window=hu_window),
         postprocessing=Compose(get_binary_postprocessing(threshold)),
         key_val_metric={
             VAL_KEY_METRIC: IgniteMetricHandler(

@@ -24,10 +24,10 @@ EPOCHS = 4
 KILL = "3:1"  # after the first iteration of epoch 3: epoch 2's checkpoint is the newest
 
 
-def _run(*args: str, two_processes: bool = False) -> subprocess.CompletedProcess:
+def _run(*args: str, two_nodes: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    if two_processes:
-        return torchrun(str(CHILD), *args, "--ddp", env=env)
+    if two_nodes:
+        return torchrun(str(CHILD), *args, "--ddp", env=env, nodes=2)
     return subprocess.run([sys.executable, str(CHILD), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -79,14 +79,16 @@ def test_a_resume_from_the_middle_of_an_epoch_is_exact_too(tmp_path):
     assert result["records"] == expected["records"][2:]  # the adaptive weights too: the partial term sums were saved
 
 
-def test_two_torchrun_processes_killed_and_resumed_match_the_uninterrupted_run(tmp_path):
-    straight = _run(str(tmp_path / "straight"), "3", two_processes=True)
+def test_two_torchrun_nodes_killed_and_resumed_match_the_uninterrupted_run(tmp_path):
+    """Two launchers with one process each, joined by a c10d rendezvous, stand for two machines: both processes have
+    local rank 0, and only global rank 0 writes checkpoints."""
+    straight = _run(str(tmp_path / "straight"), "3", two_nodes=True)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    killed = _run(str(tmp_path / "split"), "3", "--kill", "2:1", two_processes=True)
+    killed = _run(str(tmp_path / "split"), "3", "--kill", "2:1", two_nodes=True)
     assert killed.returncode != 0
     files = sorted(p.name for p in (tmp_path / "split" / "checkpoints").iterdir())
     assert files == ["model.manifest.json", "model_e0001_i00000001.pt"]  # one writer: no second copy, no temp file
-    resumed = _run(str(tmp_path / "split"), "3", "--resume", two_processes=True)
+    resumed = _run(str(tmp_path / "split"), "3", "--resume", two_nodes=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for rank in (0, 1):
         expected, got = _result(tmp_path / "straight", f"result{rank}.json"), _result(tmp_path / "split", f"result{rank}.json")

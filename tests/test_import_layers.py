@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / "pipeline"
 #: network factory) import only the ground: the evaluation's geometry checks and the losses' test volumes use them.
 LAYERS: list[tuple[str, ...]] = [
     ("pipeline.errors", "pipeline.io", "pipeline.handler_order", "pipeline.collective_exit"),  # the ground
-    ("pipeline.phantoms", "pipeline.data", "pipeline.networks"),
+    ("pipeline.phantoms", "pipeline.data", "pipeline.networks", "pipeline.inference"),
     ("pipeline.losses",),
     ("pipeline.schedules",),
     ("pipeline.checkpoint.strategies",),

@@ -1,5 +1,7 @@
-"""Datalists (MSD-style ``dataset.json``), their checks, MONAI loaders, and a dataset's fingerprint and plan."""
+"""Datalists (MSD-style ``dataset.json``), their checks, datasets cached where they fit, MONAI loaders, and a dataset's
+fingerprint and plan."""
 
+from pipeline.data.caching import CACHE_MODES, CachePlan, build_dataset, plan_cache
 from pipeline.data.datalist import DatasetError, check_items, check_pair, load_datalist, resolve_datalist
 from pipeline.data.fingerprint import DatasetFingerprint, compute_fingerprint
 from pipeline.data.loaders import make_loader
@@ -7,10 +9,13 @@ from pipeline.data.plan import Plan, PlanSettings, load_plan, make_plan, plan_da
 from pipeline.data.vessel_radius import vessel_radii
 
 __all__ = [
+    "CACHE_MODES",
+    "CachePlan",
     "DatasetError",
     "DatasetFingerprint",
     "Plan",
     "PlanSettings",
+    "build_dataset",
     "check_items",
     "check_pair",
     "compute_fingerprint",
@@ -18,6 +23,7 @@ __all__ = [
     "load_plan",
     "make_loader",
     "make_plan",
+    "plan_cache",
     "plan_dataset",
     "plan_overrides",
     "resolve_datalist",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
-from monai.data import CacheDataset, DataLoader, Dataset
+from monai.data import DataLoader
 from monai.transforms import Compose
+
+from pipeline.data.caching import build_dataset
 
 __all__ = ["make_loader"]
 
@@ -14,7 +16,7 @@ def make_loader(
     transform: Compose,
     batch_size: int = 1,
     shuffle: bool = False,
-    cache: bool = True,
+    cache: bool | str = True,
     num_workers: int = 0,
     seed: int | None = None,
 ) -> DataLoader:
@@ -25,16 +27,14 @@ def make_loader(
         transform: the chain to apply.
         batch_size: volumes per batch (each may yield several patches in training).
         shuffle: reshuffle the order every epoch.
-        cache: cache the result of the deterministic leading transforms in memory (:class:`monai.data.CacheDataset`),
-            so only the random patches and augmentation run every epoch.
+        cache: where the result of the deterministic leading transforms is kept, so only the random patches and
+            augmentation run every epoch: ``True`` in memory, ``False`` nowhere, or a mode of
+            :func:`pipeline.data.build_dataset` (``"auto"``, ``"ram"``, ``"disk"``, ``"none"``).
         num_workers: loader worker processes (0 loads in the main process).
         seed: seed of the loader's own shuffling generator, so the order does not depend on the global RNG.
     """
-    dataset = (
-        CacheDataset(items, transform, cache_rate=1.0, num_workers=None, progress=False)
-        if cache
-        else Dataset(items, transform)
-    )
+    mode = cache if isinstance(cache, str) else ("ram" if cache else "none")
+    dataset = build_dataset(items, transform, cache=mode)
     generator = None
     if seed is not None:
         generator = torch.Generator()
