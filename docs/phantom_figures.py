@@ -4,8 +4,9 @@
   intensity projection along z (both with the label outlined in red) and a 3-D surface of the label (marching cubes)
   with the aorta and the cardiac veins around it;
 - ``ccta_crops.png``: the four first cases of ``data_samples/`` (axial slice and MIP, label outlined), next to a
-  ``tubes`` case, the kind the samples were before;
-- ``phantoms.png``: the MIP previews of ``data_samples/`` the README shows (as ``docs/figures.py`` draws them).
+  ``tubes`` case, the kind the samples were before.
+
+``phantoms.png`` (the MIP previews of ``data_samples/``) is drawn by ``docs/figures.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.phantoms import CCTAConfig, PhantomConfig, make_ccta_phantom, make_phantom  # noqa: E402
 from pipeline.phantoms.ccta import Tissue  # noqa: E402
-from pipeline.plots import plot_volume_previews  # noqa: E402
 
 IMAGES = ROOT / "docs" / "images"
 WINDOW = dict(cmap="gray", vmin=-250, vmax=750)
@@ -98,17 +98,6 @@ def crops() -> None:
     plt.close(fig)
 
 
-def previews() -> None:
-    images, labels, names = [], [], []
-    for i in range(4):
-        name = f"coronary_{i:03d}"
-        images.append(np.asarray(nib.load(ROOT / "data_samples" / f"{name}_image.nii.gz").dataobj))
-        labels.append(np.asarray(nib.load(ROOT / "data_samples" / f"{name}_label.nii.gz").dataobj))
-        names.append(name)
-    plot_volume_previews(images, labels, names, IMAGES / "phantoms.png")
-
-
 if __name__ == "__main__":
-    previews()
     crops()
     full_cases()
