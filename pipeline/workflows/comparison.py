@@ -19,7 +19,6 @@ epochs; a time budget ends them where the clock says).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import shutil
@@ -170,9 +169,9 @@ def _check_budget(run: Any, time_budget: float) -> None:
     Raises:
         SettingsError: the budget is too small.
     """
-    from pipeline.bundle import CONFIG_NAME
+    from pipeline.bundle import CONFIG_NAME, read_run_config
 
-    val_interval = int(json.loads((run.output_dir / CONFIG_NAME).read_text())["val_interval"])
+    val_interval = int(read_run_config(run.output_dir / CONFIG_NAME)["val_interval"])
     epochs = len(run.history)
     if epochs >= val_interval:
         return
