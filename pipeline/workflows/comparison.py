@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import csv
 import logging
+import io
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from pipeline.errors import SettingsError
+from pipeline.io import write_text
 from pipeline.evaluation.statistics import HIGHER_IS_BETTER, RecipeSummary, summarize_recipes
 from pipeline.recipes import RECIPES, check_recipes
 
@@ -77,14 +79,12 @@ def _rows_of(recipe: str, seed: int, results: Sequence[Any], info: Mapping[str, 
 
 
 def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Write rows atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+    """Write rows atomically (:func:`pipeline.io.write_text`)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, text.getvalue())
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -263,9 +263,7 @@ def write_comparison(
         + "\n\n![box plots and paired differences](comparison.png)\n"
         + (f"\nCommand: `{command}`\n" if command else "")
     )
-    tmp = out / ".report.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, out / "report.md")
+    write_text(out / "report.md", text)
     files["report"] = out / "report.md"
     return summary, files
 
