@@ -28,6 +28,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "loss_preset": "vessel_cldice",
         "loss_schedule_params": {"start_weights": {"cldice": 0.0}, "warmup_epochs": 15, "epochs": 10},
     },
+    # the plan without a topology term: Dice + BCE only
+    "dice_bce": {"loss_preset": "default_segmentation"},
+    # the plan with the fixed CT window of the plain MONAI script instead of the measured normalisation
+    "fixed_window": {"hu_window": [-150.0, 650.0]},
 }
 
 
