@@ -107,7 +107,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     data = make_dataset(out, args.kind, tuple(args.shape), args.data_seed, (args.train, args.val, args.test))
     overrides = {"dataset_dir": str(data), "device": torch.device("cpu"), "tracking_uri": f"sqlite:///{out.resolve()}/mlflow.db"}
     rows = []
-    for seed in range(args.seeds):  # the recipes of one seed one after the other: load changes hit them all
+    # the recipes of one seed one after the other, so that changes in machine load hit them all
+    for seed in args.run_seeds if args.run_seeds is not None else range(args.seeds):
         for recipe in args.recipes:
             train = plain_trainer(recipe, data) if recipe in PLAIN_RECIPES else None
             start = time.perf_counter()
@@ -124,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kind", default="ccta", choices=sorted(KINDS))
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe (>= 3)")
+    p.add_argument("--run-seeds", type=int, nargs="+", default=None, metavar="K",
+                   help="train only these of the seeds (parallel runs of one benchmark, one per seed); no report")
     p.add_argument("--budget", type=float, default=240.0, help="seconds of training time per run")
     p.add_argument("--clock", default="process", choices=("process", "wall"))
     p.add_argument("--shape", type=int, nargs=3, default=(96, 96, 80), help="volume (ccta: crop) shape")
@@ -151,6 +154,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"the recipes must include the baseline {BASELINE!r}")
     if args.test < MIN_TEST_CASES:
         p.error(f"--test {args.test}: the statistics need at least {MIN_TEST_CASES} test cases")
+    if args.run_seeds is not None and not set(args.run_seeds) <= set(range(args.seeds)):
+        p.error(f"--run-seeds {args.run_seeds}: seeds are 0..{args.seeds - 1}")
     if args.seeds < 3 and not args.tune:
         p.error(f"--seeds {args.seeds}: the statistics need at least 3 seeds")
     return args
@@ -166,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = run_all(args)
+    if args.run_seeds is not None:
+        print(f"seeds {args.run_seeds} done; run without --run-seeds for the report")
+        return
     purpose = f"TUNING run (data seed {args.data_seed}): chooses recipes, not a result" if args.tune else "Learning benchmark"
     title = f"{purpose}: {args.kind}, {args.budget:g} s of training ({args.clock} clock) per run"
     summary, files = write_comparison(rows, out, BASELINE, title, command=" ".join(["bench/bench_learning.py"] + sys.argv[1:]))

@@ -32,6 +32,9 @@ __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("pipeline")
 
+#: epochs of ``demo`` unless --epochs is given
+DEMO_EPOCHS = 40
+
 _CHECKPOINT_HELP = (
     "a run folder (its model.pt), a checkpoint file, or a run's checkpoints/ folder (its best one); the run's "
     "config.json gives the network and preprocessing"
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train on data_samples/, then evaluate the held-out test cases")
     _add_training_args(demo, "runs/demo", "replace")
+    demo.set_defaults(epochs=DEMO_EPOCHS)  # data_samples/plan.json plans a full training; the demo is a short one
 
     train = sub.add_parser("train", help="train with the bundle's train.json and these overrides")
     _add_training_args(train, "runs/train", None)

@@ -9,8 +9,9 @@ from pipeline.errors import SettingsError
 
 __all__ = ["PRE_PLAN", "RECIPES", "check_recipes"]
 
-#: the settings the bundle had before dataset plans (tuned on the project's own phantoms)
+#: the settings the bundle had before dataset plans and the learning benchmark (tuned on the project's own phantoms)
 PRE_PLAN: dict[str, Any] = {
+    "loss_preset": "vessel_skeleton_recall",
     "pixdim": [0.4, 0.4, 0.6],
     "hu_window": [-150.0, 650.0],
     "patch_size": [64, 64, 32],
@@ -28,10 +29,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "loss_preset": "vessel_cldice",
         "loss_schedule_params": {"start_weights": {"cldice": 0.0}, "warmup_epochs": 15, "epochs": 10},
     },
-    # the plan without a topology term: Dice + BCE only
-    "dice_bce": {"loss_preset": "default_segmentation"},
-    # the plan with the fixed CT window of the plain MONAI script instead of the measured normalisation
-    "fixed_window": {"hu_window": [-150.0, 650.0]},
+    # the default before the learning benchmark: Skeleton Recall, faded in like clDice
+    "skeleton_recall": {
+        "loss_preset": "vessel_skeleton_recall",
+        "loss_schedule_params": {"start_weights": {"skeleton_recall": 0.0}, "warmup_epochs": 15, "epochs": 10},
+    },
 }
 
 

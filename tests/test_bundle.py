@@ -40,6 +40,8 @@ TINY = {
     "num_samples": 2,
     "val_interval": 1,
     "progress": False,
+    # the schedule machinery is exercised with the Skeleton Recall preset (the default preset has no schedule)
+    "loss_preset": "vessel_skeleton_recall",
     "loss_schedule_params": {"warmup_epochs": 0, "epochs": 1},
 }
 
@@ -86,7 +88,7 @@ def test_train_writes_checkpoints_model_and_history(trained):
     assert model.keys() == best.keys() and all(torch.equal(model[k], best[k]) for k in model)
     history = json.loads((root / "models" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
-    # the measured recipe: Skeleton Recall off in epoch 1, at its preset weight from epoch 2
+    # the preset's schedule: Skeleton Recall off in epoch 1, at its preset weight from epoch 2
     assert history[0]["weight_skeleton_recall"] == 0.0
     assert history[1]["weight_skeleton_recall"] == pytest.approx(0.5)
 
@@ -219,10 +221,12 @@ def test_bad_input_is_reported_before_training(tiny_dataset, dataset_copy, tmp_p
 
 
 def test_each_preset_alone_trains_with_its_own_default_schedule(tiny_dataset, tmp_path):
-    """Changing the preset is one override: its default schedule fades in its own topology terms (none: constant)."""
+    """Changing the preset is one override: its default schedule fades in its own topology terms; the shipped preset
+    (Dice + BCE, the learning benchmark's choice) has none and keeps its weights."""
     for preset, faded in (("vessel_cldice", {"cldice": 0.0}), ("vessel_topology", {"cldice": 0.0, "skeleton_recall": 0.0}),
-                          ("default_segmentation", None)):
-        wf = workflow(TRAIN, tmp_path / preset, dataset_dir=str(tiny_dataset), loss_preset=preset, epochs=8)
+                          ("vessel_skeleton_recall", {"skeleton_recall": 0.0}), (None, None)):
+        chosen = {"loss_preset": preset} if preset else {}
+        wf = workflow(TRAIN, tmp_path / str(preset), dataset_dir=str(tiny_dataset), epochs=8, **chosen)
         wf.initialize()
         name, params = wf.parser.get_parsed_content("loss_weight_schedule")
         assert (name, params.get("start_weights")) == (("cosine", faded) if faded else ("constant", None))

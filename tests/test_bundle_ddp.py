@@ -27,7 +27,7 @@ def test_two_nodes_train_and_only_global_rank0_writes(tiny_dataset, tmp_path):
         "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(root), "--dataset_dir", str(tiny_dataset),
         "--epochs", "2", "--val_interval", "1", "--patch_size", "[32,32,32]", "--num_samples", "2",
         "--network_def#channels", "[8,16,32]", "--network_def#strides", "[2,2]", "--progress", "False",
-        "--loss_schedule_params", schedule, nodes=2,
+        "--loss_preset", "vessel_skeleton_recall", "--loss_schedule_params", schedule, nodes=2,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]

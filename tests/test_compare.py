@@ -21,7 +21,7 @@ from pipeline.phantoms import PhantomConfig, write_phantom_dataset
 from pipeline.workflows.comparison import parse_duration, run_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
-#: a tiny network on 16-voxel patches, two epochs, a loss schedule that fits into them
+#: a tiny network on 16-voxel patches, two epochs
 TINY = {
     "network_def#channels": [8, 16, 32],
     "network_def#strides": [2, 2],
@@ -29,7 +29,6 @@ TINY = {
     "num_samples": 2,
     "val_interval": 1,
     "validate#evaluator#extra_metrics": [],
-    "loss_schedule_params": {"start_weights": {"skeleton_recall": 0.0}, "warmup_epochs": 0, "epochs": 1},
 }
 RECIPES = ["default", "pre_plan"]
 
@@ -124,7 +123,7 @@ def test_killed_comparison_continues_to_the_same_report(compare_data, uninterrup
 def test_bad_input_is_one_line(compare_data, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["compare", "--dataset-dir", str(compare_data), "--recipes", "default", "fancy", "--out", str(out)]) == 2
-    assert "unknown recipes ['fancy']; valid recipes: ['default', 'pre_plan', 'cldice']" in capsys.readouterr().err
+    assert "unknown recipes ['fancy']; valid recipes: ['default', 'pre_plan', 'cldice', 'skeleton_recall']" in capsys.readouterr().err
     few = tmp_path / "few"
     write_phantom_dataset(few, 4, PhantomConfig(shape=(24, 24, 24), n_trees=1), seed=3, fractions=(2, 1, 1))
     assert main(["compare", "--dataset-dir", str(few), "--out", str(out)]) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -10,6 +11,8 @@ from pipeline.data.plan import load_plan, plan_overrides
 from pipeline.evaluation.pairing import NIFTI_SUFFIXES
 
 __all__ = ["checked_datalist", "dataset_plan", "image_files"]
+
+logger = logging.getLogger(__name__)
 
 
 def checked_datalist(
@@ -35,7 +38,13 @@ def dataset_plan(dataset_dir: str) -> dict:
     Raises:
         DatasetError: a plan of another schema version or one that cannot be read.
     """
-    return plan_overrides(load_plan(dataset_dir))
+    plan = load_plan(dataset_dir)
+    if plan is None:
+        logger.warning(
+            "no plan.json in %s: training with the bundle's fallback settings (a fixed CT window, 0.4x0.4x0.6 mm); "
+            "'vessel-pipeline plan --dataset-dir %s' plans them from the data (docs/planning.md).", dataset_dir, dataset_dir
+        )
+    return plan_overrides(plan)
 
 
 def image_files(inputs: str | Sequence[str], pattern: str = "*_image.nii.gz") -> list[dict[str, str]]:
