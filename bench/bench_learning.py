@@ -14,8 +14,8 @@ What happens:
 1. a dataset is generated from generator seeds never used for tuning (``--data-seed``, default 9100): ``--train``
    training, ``--val`` validation and ``--test`` (>= 12) test volumes of ``--kind`` (``ccta``: CT-angiography crops
    around the heart, the default; ``tubes``: the project's old tube phantoms; ``tubes_shifted``: the tubes at
-   another spacing and intensity range). The project's defaults were tuned on ``ccta`` seed 0 (``data_samples/``)
-   and ``tubes`` seeds 0-7;
+   another spacing and intensity range). Recipes are chosen with ``--tune`` runs on data seed 4200 (and the
+   project's older settings were tuned on ``ccta`` seed 0, ``data_samples/``, and ``tubes`` seeds 0-7);
 2. ``vessel-pipeline plan`` writes its ``plan.json`` (the project's recipes and ``nnunet_style`` read it);
 3. every recipe trains once per seed for the same training time (``--budget`` seconds of this process's CPU time,
    validation excluded; :class:`pipeline.time_budget.TimeBudget`), the recipes of one seed one after the other so
@@ -28,8 +28,8 @@ What happens:
 Recipes: ``monai_baseline`` and ``nnunet_style`` are plain MONAI scripts (``bench/plain_monai.py``); the others are
 the recipes of ``vessel-pipeline compare`` (:data:`pipeline.recipes.RECIPES`), run through the project's
 bundle (``bundles/coronary_vessel_seg``, MONAI's ``ConfigWorkflow``) with overrides of its keys: ``default`` as shipped
-(with the dataset's plan), ``pre_plan`` with the settings the bundle had before plans (tuned on the project's own
-phantoms), ``cldice`` with the clDice preset faded in.
+(with the dataset's plan; Dice + BCE), ``pre_plan`` with the settings the bundle had before plans (tuned on the
+project's own phantoms), ``cldice`` and ``skeleton_recall`` with the clDice or Skeleton Recall preset faded in.
 
 The machinery is the one of ``vessel-pipeline compare`` (:mod:`pipeline.workflows.comparison`): finished runs are kept
 (``OUT/<recipe>/seed<k>/cases.csv``) and a rerun continues where a killed one stopped; it writes ``OUT/results.csv``
