@@ -38,6 +38,37 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 
+def _make_case(folder: str, i: int, seed: int) -> None:
+    """Case ``i`` exactly as ``make-phantoms --kind ccta --seed SEED`` writes it (drawn from ``default_rng([seed, i])``),
+    each file written under a temporary name and renamed, the label last."""
+    import numpy as np
+
+    from pipeline.phantoms import CCTAConfig, make_ccta_phantom, write_nifti
+
+    p = make_ccta_phantom(CCTAConfig(), np.random.default_rng([seed, i]))
+    for key, array in (("image", p.image), ("label", p.label)):
+        final = Path(folder) / f"coronary_{i:03d}_{key}.nii.gz"
+        write_nifti(array, p.affine, final.with_name(f".tmp_{final.name}"))
+        os.replace(final.with_name(f".tmp_{final.name}"), final)
+
+
+def ensure_ccta_cases(folder: Path, n: int, seed: int = 0, jobs: int = 1) -> None:
+    """``n`` full-size ``ccta`` cases in ``folder`` (the last one for validation), generating only the missing ones in
+    ``jobs`` processes, so a rerun reuses them: the same files as ``make-phantoms --kind ccta --num N --split N-1 1 0
+    --seed SEED``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = [i for i in range(n) if not (folder / f"coronary_{i:03d}_label.nii.gz").is_file()]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for done, _ in enumerate(pool.map(_make_case, [str(folder)] * len(missing), missing, [seed] * len(missing))):
+            print(f"generated {done + 1}/{len(missing)} missing cases", file=sys.stderr, flush=True)
+    entries = [{"image": f"./coronary_{i:03d}_image.nii.gz", "label": f"./coronary_{i:03d}_label.nii.gz"} for i in range(n)]
+    content = {"name": "SyntheticCoronary", "labels": {"0": "background", "1": "vessel"}, "modality": {"0": "CT"},
+               "generator": {"kind": "ccta", "seed": seed}, "training": entries[:-1], "validation": entries[-1:], "test": []}
+    (folder / "dataset.json").write_text(json.dumps(content, indent=1))
+
+
 def subset_datalist(dataset_dir: Path, n_train: int, n_val: int, out: Path) -> Path:
     """A datalist of the first ``n_train`` training and ``n_val`` validation items of ``dataset.json`` (absolute
     paths)."""
@@ -167,8 +198,15 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=None, help="patches per volume per epoch (default: the plan's)")
     parser.add_argument("--loss", default=None, help="loss preset (default: the bundle's)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_fullsize"))
+    parser.add_argument("--make", type=int, default=None, metavar="N",
+                        help="first make sure DATASET_DIR holds N ccta cases (N-1 training, 1 validation; only the "
+                        "missing ones are generated) and exit")
+    parser.add_argument("--jobs", type=int, default=2, help="processes that generate cases (--make)")
     args = parser.parse_args()
     dataset = args.dataset_dir.resolve()
+    if args.make is not None:
+        ensure_ccta_cases(dataset, args.make, jobs=args.jobs)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     datalist = subset_datalist(dataset, args.train, args.val, args.out)
     plan = json.loads((dataset / "plan.json").read_text()) if (dataset / "plan.json").is_file() else {}
