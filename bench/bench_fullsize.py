@@ -100,6 +100,16 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (loader workers end with each epoch)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _now() -> tuple[float, float]:
+    return time.perf_counter(), _cpu()
+
+
 def _vm_hwm() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -127,27 +137,28 @@ def worker(spec: dict) -> None:
 
     def attach(workflow) -> None:
         get = workflow.parser.get_parsed_content
-        start = time.perf_counter()
+        start = _now()
         get("train#dataset")
-        r["setup_train_s"] = time.perf_counter() - start
-        start = time.perf_counter()
+        middle = _now()
         get("validate#dataset")
-        r["setup_val_s"] = time.perf_counter() - start
+        end = _now()
+        r["setup_train"] = [b - a for a, b in zip(start, middle)]
+        r["setup_val"] = [b - a for a, b in zip(middle, end)]
         trainer, evaluator = get("train#trainer"), get("validate#evaluator")
-        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: r["epoch_starts"].append(time.perf_counter()))
-        trainer.add_event_handler(Events.COMPLETED, lambda e: r.__setitem__("end", time.perf_counter()))
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: r["epoch_starts"].append(_now()))
+        trainer.add_event_handler(Events.COMPLETED, lambda e: r.__setitem__("end", _now()))
         trainer.add_event_handler(Events.STARTED, lambda e: r.__setitem__("steps_per_epoch", e.state.epoch_length))
-        evaluator.add_event_handler(Events.STARTED, lambda e: r["validations"].append([time.perf_counter(), None]))
-        evaluator.add_event_handler(Events.COMPLETED, lambda e: r["validations"][-1].__setitem__(1, time.perf_counter()))
+        evaluator.add_event_handler(Events.STARTED, lambda e: r["validations"].append([_now(), None]))
+        evaluator.add_event_handler(Events.COMPLETED, lambda e: r["validations"][-1].__setitem__(1, _now()))
 
     result = train_bundle(spec["out"], spec["overrides"], before_run=attach)
     bounds = r["epoch_starts"] + [r["end"]]
     epochs = []
     for a, b in zip(bounds, bounds[1:]):
-        val = sum(e - s for s, e in r["validations"] if a <= s < b)
-        epochs.append({"wall_s": b - a, "train_s": b - a - val, "val_s": val})
+        val = [sum(e[k] - s[k] for s, e in r["validations"] if a[0] <= s[0] < b[0]) for k in (0, 1)]
+        epochs.append({"train_s": b[0] - a[0] - val[0], "val_s": val[0], "train_cpu": b[1] - a[1] - val[1], "val_cpu": val[1]})
     print(json.dumps({
-        "setup_train_s": r["setup_train_s"], "setup_val_s": r["setup_val_s"], "epochs": epochs,
+        "setup_train": r["setup_train"], "setup_val": r["setup_val"], "epochs": epochs,
         "steps_per_epoch": r.get("steps_per_epoch"), "reasons": reasons, "best_dice": result.best_metric,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "vm_hwm": _vm_hwm(),
         "children_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
@@ -239,19 +250,25 @@ def main() -> None:
         r = run_variant({"cache": cache, "out": str(run_dir), "overrides": overrides}, args.out / f"run_{cache}.log")
         epochs = r["epochs"]
         later = epochs[1:] or epochs
-        vals = [e["val_s"] for e in epochs if e["val_s"] > 0]
+        vals = [(e["val_s"], e["val_cpu"]) for e in epochs if e["val_s"] > 0]
         chosen = next((line.split(": ")[-1] for line in r["reasons"] if line.startswith("cache=")), cache)
+
+        def pair(wall: float, cpu: float) -> str:
+            return f"{wall:.0f} ({cpu:.0f})"
+
         rows.append(
-            f"| {cache} | {chosen.split(' in /')[0]} | {r['setup_train_s']:.0f} / {r['setup_val_s']:.0f} | "
-            f"{epochs[0]['train_s']:.0f} | {sum(e['train_s'] for e in later) / len(later):.0f} | "
-            f"{r['steps_per_epoch']} | {(sum(vals) / len(vals)) if vals else float('nan'):.0f} | "
+            f"| {cache} | {chosen.split(' in /')[0]} | {pair(*r['setup_train'])} / {pair(*r['setup_val'])} | "
+            f"{pair(epochs[0]['train_s'], epochs[0]['train_cpu'])} | "
+            f"{pair(*[sum(e[k] for e in later) / len(later) for k in ('train_s', 'train_cpu')])} | "
+            f"{r['steps_per_epoch']} | {pair(*[sum(v[k] for v in vals) / len(vals) for k in (0, 1)]) if vals else '-'} | "
             f"{_gb(r['vm_hwm'])} | {_gb(r['tree_peak'])} | {_gb(_du(cache_dir))} | {load:.1f} |"
         )
         notes += [f"- {cache}: {line}" for line in r["reasons"]]
-        notes.append(f"- {cache}: epochs (training s / validation s): "
-                     + ", ".join(f"{e['train_s']:.0f} / {e['val_s']:.0f}" for e in epochs)
+        notes.append(f"- {cache}: epochs, wall (CPU) seconds of training / validation: "
+                     + ", ".join(f"{pair(e['train_s'], e['train_cpu'])} / {pair(e['val_s'], e['val_cpu'])}" for e in epochs)
                      + f"; best validation Dice {r['best_dice']:.3f}")
         print(f"done {cache}", file=sys.stderr, flush=True)
+    print("Seconds are wall (CPU: the worker's and its finished loader workers')\n")
     print("| cache | chosen | set-up s (training / validation data) | epoch 1 training s | later epochs training s "
           "(mean) | steps per epoch | validation s (mean) | peak RSS GB (VmHWM) | peak RSS GB (with loader workers) | "
           "disk cache GB | load average |")
