@@ -120,6 +120,7 @@ def _vm_hwm() -> int:
 def worker(spec: dict) -> None:
     """One training run through the bundle, timed by Ignite handlers; prints a JSON line."""
     from ignite.engine import Events
+    from monai.engines.utils import IterationEvents
 
     from pipeline.workflows import train_bundle
 
@@ -133,7 +134,7 @@ def worker(spec: dict) -> None:
     for name in ("ignite", "monai"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("pipeline.data.caching").addHandler(Reasons())
-    r: dict = {"epoch_starts": [], "validations": []}
+    r: dict = {"epoch_starts": [], "validations": [], "inference": []}
 
     def attach(workflow) -> None:
         get = workflow.parser.get_parsed_content
@@ -150,6 +151,10 @@ def worker(spec: dict) -> None:
         trainer.add_event_handler(Events.STARTED, lambda e: r.__setitem__("steps_per_epoch", e.state.epoch_length))
         evaluator.add_event_handler(Events.STARTED, lambda e: r["validations"].append([_now(), None]))
         evaluator.add_event_handler(Events.COMPLETED, lambda e: r["validations"][-1].__setitem__(1, _now()))
+        # the sliding-window inference alone: from a loaded batch to MONAI's FORWARD_COMPLETED
+        evaluator.add_event_handler(Events.GET_BATCH_COMPLETED, lambda e: r.__setitem__("batch", _now()))
+        evaluator.add_event_handler(IterationEvents.FORWARD_COMPLETED, lambda e: r["inference"].append(
+            [b - a for a, b in zip(r["batch"], _now())]))
 
     result = train_bundle(spec["out"], spec["overrides"], before_run=attach)
     bounds = r["epoch_starts"] + [r["end"]]
@@ -159,7 +164,7 @@ def worker(spec: dict) -> None:
         epochs.append({"train_s": b[0] - a[0] - val[0], "val_s": val[0], "train_cpu": b[1] - a[1] - val[1], "val_cpu": val[1]})
     print(json.dumps({
         "setup_train": r["setup_train"], "setup_val": r["setup_val"], "epochs": epochs,
-        "steps_per_epoch": r.get("steps_per_epoch"), "reasons": reasons, "best_dice": result.best_metric,
+        "steps_per_epoch": r.get("steps_per_epoch"), "inference": r["inference"], "reasons": reasons, "best_dice": result.best_metric,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "vm_hwm": _vm_hwm(),
         "children_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
     }))
@@ -266,7 +271,8 @@ def main() -> None:
         notes += [f"- {cache}: {line}" for line in r["reasons"]]
         notes.append(f"- {cache}: epochs, wall (CPU) seconds of training / validation: "
                      + ", ".join(f"{pair(e['train_s'], e['train_cpu'])} / {pair(e['val_s'], e['val_cpu'])}" for e in epochs)
-                     + f"; best validation Dice {r['best_dice']:.3f}")
+                     + f"; of each validation, sliding-window inference of the volumes: "
+                     + ", ".join(pair(*i) for i in r["inference"]) + f"; best validation Dice {r['best_dice']:.3f}")
         print(f"done {cache}", file=sys.stderr, flush=True)
     print("Seconds are wall (CPU: the worker's and its finished loader workers')\n")
     print("| cache | chosen | set-up s (training / validation data) | epoch 1 training s | later epochs training s "
