@@ -149,6 +149,8 @@ def worker(spec: dict) -> None:
         trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: r["epoch_starts"].append(_now()))
         trainer.add_event_handler(Events.COMPLETED, lambda e: r.__setitem__("end", _now()))
         trainer.add_event_handler(Events.STARTED, lambda e: r.__setitem__("steps_per_epoch", e.state.epoch_length))
+        if spec.get("max_steps"):
+            trainer.add_event_handler(Events.ITERATION_COMPLETED(once=spec["max_steps"]), lambda e: e.terminate())
         evaluator.add_event_handler(Events.STARTED, lambda e: r["validations"].append([_now(), None]))
         evaluator.add_event_handler(Events.COMPLETED, lambda e: r["validations"][-1].__setitem__(1, _now()))
         # the sliding-window inference alone: from a loaded batch to MONAI's FORWARD_COMPLETED
@@ -156,7 +158,12 @@ def worker(spec: dict) -> None:
         evaluator.add_event_handler(IterationEvents.FORWARD_COMPLETED, lambda e: r["inference"].append(
             [b - a for a, b in zip(r["batch"], _now())]))
 
-    result = train_bundle(spec["out"], spec["overrides"], before_run=attach)
+    try:
+        best = train_bundle(spec["out"], spec["overrides"], before_run=attach).best_metric
+    except TypeError:  # a run ended by --max-steps before its first checkpoint has no weights to report
+        if not spec.get("max_steps") or "end" not in r:
+            raise
+        best = float("nan")
     bounds = r["epoch_starts"] + [r["end"]]
     epochs = []
     for a, b in zip(bounds, bounds[1:]):
@@ -164,7 +171,7 @@ def worker(spec: dict) -> None:
         epochs.append({"train_s": b[0] - a[0] - val[0], "val_s": val[0], "train_cpu": b[1] - a[1] - val[1], "val_cpu": val[1]})
     print(json.dumps({
         "setup_train": r["setup_train"], "setup_val": r["setup_val"], "epochs": epochs,
-        "steps_per_epoch": r.get("steps_per_epoch"), "inference": r["inference"], "reasons": reasons, "best_dice": result.best_metric,
+        "steps_per_epoch": r.get("steps_per_epoch"), "inference": r["inference"], "reasons": reasons, "best_dice": best,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "vm_hwm": _vm_hwm(),
         "children_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
     }))
@@ -214,6 +221,9 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=None, help="patches per volume per epoch (default: the plan's)")
     parser.add_argument("--loss", default=None, help="loss preset (default: the bundle's)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_fullsize"))
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="end the run after this many training steps (a part of the first epoch: its cost per step)")
+    parser.add_argument("--keep-cache", action="store_true", help="keep the disk cache of an earlier run (a second run sharing it)")
     parser.add_argument("--make", type=int, default=None, metavar="N",
                         help="first make sure DATASET_DIR holds N ccta cases (N-1 training, 1 validation; only the "
                         "missing ones are generated) and exit")
@@ -239,7 +249,8 @@ def main() -> None:
     for cache in args.cache:
         run_dir, cache_dir = args.out / f"run_{cache}", args.out / "cache"
         shutil.rmtree(run_dir, ignore_errors=True)
-        shutil.rmtree(cache_dir, ignore_errors=True)
+        if not args.keep_cache:
+            shutil.rmtree(cache_dir, ignore_errors=True)
         overrides = {
             "dataset_dir": str(dataset), "datalist": str(datalist), "epochs": args.epochs,
             "val_interval": args.val_interval, "cache": cache, "cache_dir": str(cache_dir), "num_workers": args.workers,
@@ -252,7 +263,8 @@ def main() -> None:
         if args.loss is not None:
             overrides["loss_preset"] = args.loss
         load = os.getloadavg()[0]
-        r = run_variant({"cache": cache, "out": str(run_dir), "overrides": overrides}, args.out / f"run_{cache}.log")
+        spec = {"cache": cache, "out": str(run_dir), "overrides": overrides, "max_steps": args.max_steps}
+        r = run_variant(spec, args.out / f"run_{cache}{'_again' if args.keep_cache else ''}.log")
         epochs = r["epochs"]
         later = epochs[1:] or epochs
         vals = [(e["val_s"], e["val_cpu"]) for e in epochs if e["val_s"] > 0]
@@ -273,6 +285,9 @@ def main() -> None:
                      + ", ".join(f"{pair(e['train_s'], e['train_cpu'])} / {pair(e['val_s'], e['val_cpu'])}" for e in epochs)
                      + f"; of each validation, sliding-window inference of the volumes: "
                      + ", ".join(pair(*i) for i in r["inference"]) + f"; best validation Dice {r['best_dice']:.3f}")
+        if args.max_steps:
+            notes.append(f"- {cache}: ended after {args.max_steps} of the first epoch's {r['steps_per_epoch']} steps: "
+                         f"{pair(epochs[0]['train_s'] / args.max_steps, epochs[0]['train_cpu'] / args.max_steps)} s per step")
         print(f"done {cache}", file=sys.stderr, flush=True)
     print("Seconds are wall (CPU: the worker's and its finished loader workers')\n")
     print("| cache | chosen | set-up s (training / validation data) | epoch 1 training s | later epochs training s "
