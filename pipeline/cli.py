@@ -55,6 +55,13 @@ def _add_training_args(p: argparse.ArgumentParser, output_dir: str, existing: st
     p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     p.add_argument("--amp", action="store_true", default=None, help="automatic mixed precision")
     p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
+    p.add_argument("--cache", default=None, metavar="auto|ram|disk|none",
+                   help="where the deterministic preprocessing of the training volumes is kept: auto (the default: RAM "
+                   "when the data set's measured size fits half the available memory, else disk, and the log says "
+                   "why), ram (MONAI CacheDataset), disk (PersistentDataset in --cache-dir) or none (recomputed every "
+                   "epoch)")
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="the disk cache's folder, shareable between runs (default: ~/.cache/vessel-pipeline/datasets)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--loss-preset", "--loss", dest="loss_preset", default=None, metavar="PRESET",
                    help="loss preset (vessel_skeleton_recall, vessel_cldice, vessel_topology, default_segmentation, ...)")
@@ -174,6 +181,8 @@ def _training_overrides(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "amp": args.amp,
         "num_workers": args.workers,
+        "cache": args.cache,
+        "cache_dir": str(Path(args.cache_dir).absolute()) if args.cache_dir else None,
         "loss_preset": args.loss_preset,
         "loss_schedule": args.loss_schedule,
         "loss_schedule_params": _json_object(args.loss_schedule_params, "--loss-schedule-params"),

@@ -10,7 +10,7 @@ import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset
 
 from pipeline.data import build_dataset, load_datalist, plan_cache
-from pipeline.data.caching import deterministic_transforms, preprocessing_hash
+from pipeline.data.caching import check_cache_settings, deterministic_transforms, preprocessing_hash
 from pipeline.errors import SettingsError
 from transforms import get_train_transforms, get_val_transforms
 
@@ -74,4 +74,13 @@ def test_bad_cache_settings_raise_one_clear_error_and_write_nothing(tiny_dataset
     blocker.write_text("")
     with pytest.raises(SettingsError, match=r"cache_dir '.*a_file/cache' cannot be written .*valid: auto, ram, disk, none"):
         build_dataset(items, get_val_transforms(), cache="disk", cache_dir=blocker / "cache")
+    # the set-up check of the bundle: the same errors before anything is built; a folder given to auto is checked
+    with pytest.raises(SettingsError, match=r"cache_dir '.*a_file/cache' cannot be written \('.*a_file' is not a folder\)"):
+        check_cache_settings("auto", blocker / "cache")
+    with pytest.raises(SettingsError, match="cache must be one of auto, ram, disk, none, got 'RAM'"):
+        check_cache_settings("RAM")
+    with pytest.raises(SettingsError, match="memory_budget_gb must be > 0, got -1"):
+        check_cache_settings("auto", memory_budget_gb=-1)
+    check_cache_settings("disk", tmp_path / "new" / "cache")  # creatable: fine, and nothing is created yet
+    check_cache_settings("ram", blocker / "cache")  # RAM never uses the folder
     assert [p.name for p in tmp_path.iterdir()] == ["a_file"]

@@ -34,8 +34,10 @@ TINY = [
 
 
 def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    """Train for 6 epochs with the preprocessing cached on disk next to the run folder."""
     return ["-q", "train", "--dataset-dir", str(dataset), "--output-dir", str(out), "--epochs", str(EPOCHS), *TINY,
-            "--checkpoint-strategy", "epoch", "--max-checkpoints", "2", "--set", "mlflow=false", *extra]
+            "--checkpoint-strategy", "epoch", "--max-checkpoints", "2", "--set", "mlflow=false",
+            "--cache", "disk", "--cache-dir", str(out.parent / f"{out.name}_cache"), *extra]
 
 
 def _weights_digest(state: dict) -> str:
@@ -102,9 +104,10 @@ def test_train_killed_then_resumed_ends_with_the_same_weights_bit_for_bit(straig
     assert model == expected
 
 
-def test_epoch_strategy_keeps_the_newest_two_and_the_best(straight):
+def test_epoch_strategy_keeps_the_newest_two_and_the_best(straight, tiny_dataset):
     """``--checkpoint-strategy epoch --max-checkpoints 2``: a checkpoint every epoch, the two newest kept, and the
-    best-scored one (never evicted) when it is older."""
+    best-scored one (never evicted) when it is older; the run's config.json holds the options given (--cache disk
+    with its --cache-dir, which holds the preprocessed training volumes)."""
     history = json.loads((straight / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, EPOCHS + 1))
     assert [h["checkpoint_reasons"] for h in history] == ["epoch"] * EPOCHS
@@ -116,6 +119,11 @@ def test_epoch_strategy_keeps_the_newest_two_and_the_best(straight):
     assert "final" in CheckpointStore(straight / "checkpoints", "unet").entries[-1].reasons
     config = json.loads((straight / "config.json").read_text())  # the config the run executed, overrides included
     assert (config["epochs"], config["checkpoint_strategy"], config["network_def"]["channels"]) == (EPOCHS, "epoch", [4, 8, 16])
+    cache = straight.parent / "straight_cache"
+    assert (config["cache"], config["cache_dir"]) == ("disk", str(cache))
+    # --cache disk: one preprocessed entry per training volume, in the folder of the preprocessing's hash
+    (folder,) = cache.iterdir()
+    assert len(list(folder.glob("*.pt"))) == len(json.loads((tiny_dataset / "dataset.json").read_text())["training"])
 
 
 def test_infer_and_evaluate_rebuild_the_run_from_its_config(straight, tiny_dataset, tmp_path, capsys):
@@ -151,7 +159,7 @@ def test_demo_trains_with_the_bundle_then_scores_test_cases(tiny_dataset, tmp_pa
     """``demo`` is the bundle: train.json, then evaluate.json on the held-out list, the per-case table printed; its
     run folder serves ``infer`` and ``evaluate --checkpoint`` like any other."""
     out = tmp_path / "demo"
-    args = ["-q", "demo", "--dataset-dir", str(tiny_dataset), "--output-dir", str(out), "--epochs", "1", *TINY]
+    args = ["-q", "demo", "--dataset-dir", str(tiny_dataset), "--output-dir", str(out), "--epochs", "1", *TINY, "--cache", "none"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "trained 1 epochs" in printed
@@ -166,6 +174,7 @@ def test_demo_trains_with_the_bundle_then_scores_test_cases(tiny_dataset, tmp_pa
     np.testing.assert_allclose(pred.affine, src.affine, atol=1e-5)
     assert (out / "model.pt").is_file() and (out / "mlflow.db").is_file() and (out / "training_curves.png").is_file()
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+    assert json.loads((out / "config.json").read_text())["cache"] == "none"
 
     # the demo's run folder reads like any training run: evaluate --checkpoint scores it to the same Dice
     assert main(["-q", "evaluate", "--checkpoint", str(out / "checkpoints"), "--dataset-dir", str(tiny_dataset),
@@ -189,10 +198,13 @@ def test_demo_trains_with_the_bundle_then_scores_test_cases(tiny_dataset, tmp_pa
         (["--set", "epoch=2"], "unknown bundle key(s) ['epoch'] ('epoch': did you mean 'epochs'?); valid keys:"),
         (["--device", "tpu"], "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'."),
         (["--loss-schedule-params", "[3]"], "--loss-schedule-params must be a JSON object"),
+        (["--cache", "memory"], "cache must be one of auto, ram, disk, none, got 'memory'."),
+        (["--cache", "disk", "--cache-dir", "DATASET/dataset.json/cache"], "/dataset.json/cache' cannot be written"),
     ],
 )
 def test_bad_overrides_stop_at_set_up_leaving_nothing(tiny_dataset, tmp_path, capsys, extra, message):
     out = tmp_path / "run"
+    extra = [arg.replace("DATASET", str(tiny_dataset)) for arg in extra]
     args = ["-q", "train", "--dataset-dir", str(tiny_dataset), "--output-dir", str(out), *TINY, *extra]
     assert main(args) == 2
     err = capsys.readouterr().err

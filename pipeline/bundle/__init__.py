@@ -6,7 +6,7 @@ from pipeline.bundle.data import checked_datalist, dataset_plan, image_files
 from pipeline.bundle.location import BUNDLE_NAME, bundle_path, bundle_root, running_workflow, sample_data
 from pipeline.bundle.reports import CaseReportHandler, PredictionLog, prediction_path
 from pipeline.bundle.run_config import CONFIG_NAME, RUN_KEYS, find_run_config, read_run_config, run_overrides, write_run_config
-from pipeline.bundle.settings import check_override_keys, check_training_settings, monai_tracking_handlers_off, preset_schedule
+from pipeline.bundle.settings import check_cache_settings, check_override_keys, check_training_settings, monai_tracking_handlers_off, preset_schedule
 from pipeline.bundle.training import finish_training, rank0_logger
 from pipeline.bundle.weights import WeightsLoader, export_weights, load_weights, network_weights
 
@@ -19,6 +19,7 @@ __all__ = [
     "WeightsLoader",
     "bundle_path",
     "bundle_root",
+    "check_cache_settings",
     "check_override_keys",
     "check_training_settings",
     "checked_datalist",

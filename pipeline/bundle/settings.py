@@ -14,11 +14,13 @@ from typing import Any, Mapping, Sequence
 from pipeline.bundle.location import running_workflow
 from pipeline.checkpoint.checkpointer import EXISTING_POLICIES, RESUME_CHOICES
 from pipeline.checkpoint.storage.checkpoint_store import CheckpointStore
+from pipeline.data.caching import check_cache_settings
 from pipeline.errors import SettingsError
 
 __all__ = [
     "MONAI_TRACKING_KEYS",
     "TOPOLOGY_TERMS",
+    "check_cache_settings",
     "check_override_keys",
     "check_training_settings",
     "monai_tracking_handlers_off",

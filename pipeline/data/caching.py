@@ -37,6 +37,7 @@ __all__ = [
     "CACHE_MODES",
     "CachePlan",
     "build_dataset",
+    "check_cache_settings",
     "default_cache_dir",
     "deterministic_transforms",
     "memory_budget",
@@ -179,6 +180,41 @@ def estimate_bytes(data: Sequence[dict], transform: Compose) -> tuple[int, str]:
     )
 
 
+def _unwritable(folder: Path, why: str) -> SettingsError:
+    return SettingsError(
+        f"cache_dir '{folder}' cannot be written ({why}); give a writable cache_dir, or cache='ram' or cache='none' "
+        f"(valid: {', '.join(CACHE_MODES)})."
+    )
+
+
+def check_cache_settings(
+    cache: str, cache_dir: str | os.PathLike | None = None, memory_budget_gb: float | None = None
+) -> None:
+    """Check the caching settings before anything is built or written (the bundle's set-up calls it).
+
+    ``cache`` must be one of :data:`CACHE_MODES` and ``memory_budget_gb`` ``None`` or > 0. The cache folder is
+    checked when it will or may be used: always for ``"disk"``, for ``"auto"`` when ``cache_dir`` is given; it, or
+    the nearest folder above it that exists, must be a writable folder. Nothing is created.
+
+    Raises:
+        SettingsError: the bad setting and value, with the valid choices.
+    """
+    if not isinstance(cache, str) or cache not in CACHE_MODES:
+        raise SettingsError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}.")
+    number = isinstance(memory_budget_gb, (int, float)) and not isinstance(memory_budget_gb, bool)
+    if memory_budget_gb is not None and not (number and memory_budget_gb > 0):
+        raise SettingsError(f"memory_budget_gb must be > 0, got {memory_budget_gb}.")
+    if cache == "disk" or (cache == "auto" and cache_dir is not None):
+        folder = Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute()
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise _unwritable(folder, f"'{existing}' is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise _unwritable(folder, f"no permission to write in '{existing}'")
+
+
 def plan_cache(
     data: Sequence[dict],
     transform: Compose,
@@ -191,10 +227,7 @@ def plan_cache(
     Raises:
         SettingsError: ``cache`` not one of :data:`CACHE_MODES`, a budget out of range.
     """
-    if cache not in CACHE_MODES:
-        raise SettingsError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}.")
-    if memory_budget_gb is not None and not memory_budget_gb > 0:
-        raise SettingsError(f"memory_budget_gb must be > 0, got {memory_budget_gb}.")
+    check_cache_settings(cache, memory_budget_gb=memory_budget_gb)
     if cache != "auto":
         return CachePlan(cache, cache, 0, 0, f"cache={cache} was asked for")
     budget = int(memory_budget_gb * 1e9) if memory_budget_gb is not None else memory_budget(budget_fraction)
@@ -224,10 +257,7 @@ def _writable_cache_folder(cache_dir: str | os.PathLike | None, transform: Compo
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as error:
-        raise SettingsError(
-            f"cache_dir '{folder.parent}' cannot be written ({error.strerror or error}); give a writable cache_dir, "
-            f"or cache='ram' or cache='none' (valid: {', '.join(CACHE_MODES)})."
-        ) from None
+        raise _unwritable(folder.parent, error.strerror or str(error)) from None
     description = folder / "preprocessing.json"
     if not description.exists():
         write_json(description, {"sha256": digest, "transforms": _describe(deterministic_transforms(transform))})

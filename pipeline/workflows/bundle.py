@@ -87,6 +87,7 @@ def train_bundle(
     overrides: Mapping[str, Any] | None = None,
     time_budget: float | None = None,
     clock: str = "process",
+    before_run: Callable[[Any], None] | None = None,
 ) -> TrainingResult:
     """Train with the bundle's ``train.json`` into ``output_dir``.
 
@@ -101,6 +102,8 @@ def train_bundle(
         time_budget: seconds of training time after which training ends (:class:`~pipeline.time_budget.TimeBudget`,
             fitted to the bundle's evaluator and learning-rate schedule); ``None`` for the bundle's ``epochs`` alone.
         clock: the budget's clock, ``"process"`` (CPU time) or ``"wall"``.
+        before_run: called with the set-up MONAI ``ConfigWorkflow`` before training starts, e.g. to attach Ignite
+            handlers to its ``train#trainer`` or ``validate#evaluator`` (``bench/bench_fullsize.py`` times them).
 
     Raises:
         InputError: bad input found by the bundle at set-up (an unknown key, dataset, datalist, preset, schedule,
@@ -109,7 +112,13 @@ def train_bundle(
     out = Path(output_dir).absolute()
     paths = {"ckpt_dir": str(out), "checkpoint_dir": str(out / "checkpoints"), "run_name": out.name}
     train = _workflow(_configs("train"), "train", {**paths, **dict(overrides or {})})
-    finished, seconds = _run(train, None if time_budget is None else lambda wf: _attach_time_budget(wf, time_budget, clock))
+    def prepare(workflow: Any) -> None:
+        if time_budget is not None:
+            _attach_time_budget(workflow, time_budget, clock)
+        if before_run is not None:
+            before_run(workflow)
+
+    finished, seconds = _run(train, prepare)
     finished = finished[0]
     evaluator = train.parser.get_parsed_content("validate#evaluator")
     return TrainingResult(
