@@ -15,7 +15,7 @@ from pipeline.networks import create_unet
 
 SPACING = (2.5, 2.5, 2.5)
 SHAPE = (64, 64, 48)  # 160 x 160 x 120 mm
-ROI = (16, 16, 8)
+ROI = (16, 16, 16)
 
 
 def _ball(shape, centre, radius_mm):
@@ -70,10 +70,10 @@ def network() -> torch.nn.Module:
 def test_the_inferer_skips_the_windows_outside_the_heart_and_is_monai_inside(network):
     hu, where = _chest()
     x = MetaTensor(torch.from_numpy(hu)[None, None], affine=torch.diag(torch.tensor([*SPACING, 1.0], dtype=torch.float64)))
-    ours = CandidateSlidingWindowInferer(ROI, lumen_hu=(120.0, None), margin=2)
+    ours = CandidateSlidingWindowInferer(ROI, 8, lumen_hu=(120.0, None), margin=2)
     intensities = CandidateSlidingWindowInferer(ROI, lumen_hu=(120.0, None), margin=2, locator=None)
     with torch.no_grad():
-        out, plain = ours(x, network), sliding_window_inference(x.as_tensor(), ROI, 4, network, 0.25)
+        out, plain = ours(x, network), sliding_window_inference(x.as_tensor(), ROI, 8, network, 0.25)
     assert ours.stats.heart and ours.stats.run < ours.stats.windows
     assert ours.stats.region_fraction < intensities.candidate_region(x)[0].fraction
     region, heart = ours.candidate_region(x)
