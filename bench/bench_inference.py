@@ -1,6 +1,6 @@
 """Full-size inference: MONAI's plain ``sliding_window_inference`` against :class:`CandidateSlidingWindowInferer`.
 
-Run: ``nice -n 10 .venv/bin/python bench/bench_inference.py`` (cases and the trained network are cached in ``--out``
+Run: ``nice -n 10 .venv/bin/python bench/bench_inference.py --methods plain,ours`` (cases and the trained network are cached in ``--out``
 and reused). Prints, as markdown, per case and method: wall and CPU seconds and their ratios to plain, Dice between
 the method's binary prediction and plain's, Dice against the label, labelled vessel voxels outside the method's
 candidate region, windows run, the resident memory peak during inference and its difference to plain's (each method
