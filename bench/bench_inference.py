@@ -1,18 +1,24 @@
 """Full-size inference: MONAI's plain ``sliding_window_inference`` against :class:`CandidateSlidingWindowInferer`.
 
-Run: ``nice -n 10 .venv/bin/python bench/bench_inference.py`` (about 15 minutes on a loaded 2-core machine; cases and
-the trained network are cached in ``--out`` and reused). Prints, as markdown, per case: seconds of each, the ratio,
-Dice between the two binary predictions, each one's Dice against the label, the label voxels outside the candidate
-region, windows run, and the resident memory of each before and at its peak during inference (separate
-processes; the peak is reset with ``/proc/self/clear_refs`` after loading and read from ``VmHWM``).
+Run: ``nice -n 10 .venv/bin/python bench/bench_inference.py --methods plain,ours`` (cases and the trained network are cached in ``--out``
+and reused). Prints, as markdown, per case and method: wall and CPU seconds and their ratios to plain, Dice between
+the method's binary prediction and plain's, Dice against the label, labelled vessel voxels outside the method's
+candidate region, windows run, the resident memory peak during inference and its difference to plain's (each method
+runs in its own process; the peak is reset with ``/proc/self/clear_refs`` after loading and read from ``VmHWM``).
 
-Both use the bundle's network (``inference.json``'s ``network_def``), window, overlap and sliding-window batch, on the
-same preprocessed volume (the bundle's inference chain: RAS, spacing, HU window, body crop); each runs in its own
-process, so memory peaks are not shared. The network is trained here for a few hundred steps on two other cases of
-the same kind (it must say "background" where there is no vessel for the comparison to mean anything).
+Methods (all with the bundle's network, window, overlap and sliding-window batch, on the same preprocessed volume):
 
-Cases: ``--kind ccta`` (:func:`pipeline.phantoms.make_ccta_phantom`, full-size anatomy at the bundle's spacing) or
-``--kind thorax`` (``bench/thorax_volumes.py``: body, lungs, heart, aorta, spine and coronary-like trees).
+- ``plain``: MONAI's ``sliding_window_inference``, float32 (the baseline).
+- ``plain-bf16``: the same under ``torch.autocast("cpu", torch.bfloat16)`` (what bfloat16 alone gives).
+- ``ours``: :class:`CandidateSlidingWindowInferer` with the bundle's settings (heart locator, ``precision="auto"``).
+- ``ours-fp32``: the same in float32 (what skipping windows alone gives).
+- ``ours-nolocator``: intensities only, float32 (the inferer before the heart locator).
+
+Cases: full-size ``ccta`` phantoms (:func:`pipeline.phantoms.make_ccta_phantom` with ``CCTAConfig(shape, spacing)``,
+no crop, at the bundle's spacing), preprocessed by the bundle's inference chain. The network: the bundle's
+``train.json`` trained by :func:`pipeline.workflows.bundle.train_bundle` on generated 96x96x80 ``ccta`` crops for
+``--train-budget`` CPU seconds (a network that says "background" where there is no vessel, so that agreement
+between the methods means something).
 """
 
 from __future__ import annotations
@@ -44,23 +50,15 @@ def network_def() -> torch.nn.Module:
     return create_unet(**spec)
 
 
-def make_case(kind: str, shape: tuple[int, int, int], seed: int, folder: Path) -> dict[str, str]:
-    """Write one case as NIfTI (unless there) and return its datalist entry."""
-    from pipeline.phantoms import write_nifti
+def make_case(shape: tuple[int, int, int], seed: int, folder: Path) -> dict[str, str]:
+    """Write one full-size ``ccta`` case (no crop) as NIfTI (unless there) and return its datalist entry."""
+    from pipeline.phantoms import CCTAConfig, make_ccta_phantom, write_nifti
 
-    image, label = folder / f"{kind}_{seed:04d}_image.nii.gz", folder / f"{kind}_{seed:04d}_label.nii.gz"
+    image, label = folder / f"ccta_{seed:04d}_image.nii.gz", folder / f"ccta_{seed:04d}_label.nii.gz"
     if not label.exists():
-        if kind == "ccta":
-            from pipeline.phantoms import CCTAConfig, make_ccta_phantom
-
-            phantom = make_ccta_phantom(CCTAConfig(shape=shape, spacing=PIXDIM), np.random.default_rng(seed))
-            img, lab, affine = phantom.image, phantom.label, phantom.affine
-        else:
-            from thorax_volumes import make_thorax_case
-
-            img, lab, affine = make_thorax_case(shape=shape, spacing=PIXDIM, seed=seed)
-        write_nifti(img, affine, image)
-        write_nifti(lab, affine, label)
+        phantom = make_ccta_phantom(CCTAConfig(shape=shape, spacing=PIXDIM), np.random.default_rng(seed))
+        write_nifti(phantom.image, phantom.affine, image)
+        write_nifti(phantom.label, phantom.affine, label)
     return {"image": str(image), "label": str(label)}
 
 
@@ -77,46 +75,32 @@ def preprocess(item: dict[str, str], folder: Path) -> tuple[Path, Path]:
     return image_npy, label_npy
 
 
-def train_network(cases: list[tuple[Path, Path]], steps: int, path: Path) -> None:
-    """A few hundred Adam steps (cosine-annealed) on patches centred on vessel, on bright non-vessel and on random
-    voxels, 4 per step."""
-    if path.exists():
-        return
-    from pipeline.losses import create_loss_function
+def train_network(folder: Path, crops: int, budget_s: float) -> Path:
+    """The network both methods run: the bundle's ``train.json`` trained on ``crops`` generated ``ccta`` crops
+    (96x96x80 around the heart, ``make-phantoms --kind ccta --crop 96 96 80``) for ``budget_s`` CPU seconds
+    (:func:`pipeline.workflows.bundle.train_bundle`, the path ``train`` takes); cached as ``folder/model.pt``.
 
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    network, loss_fn = network_def(), create_loss_function("default_segmentation")
-    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    volumes = [(np.load(i), np.load(lab)) for i, lab in cases]
-    pools = [(np.argwhere(lab > 0), np.argwhere(img > 0.55)) for img, lab in volumes]
-    half = np.asarray(ROI) // 2
-    for step in range(steps):
-        xs, ys = [], []
-        for b in range(4):
-            c = rng.integers(len(volumes))
-            img, lab = volumes[c]
-            kind = b % 3
-            if kind == 2:
-                centre = np.asarray([rng.integers(s) for s in img.shape])
-            else:
-                pool = pools[c][kind]
-                centre = pool[rng.integers(len(pool))]
-            lo = np.clip(centre - half, 0, np.asarray(img.shape) - ROI)
-            box = tuple(slice(a, a + r) for a, r in zip(lo, ROI))
-            xs.append(img[box])
-            ys.append(lab[box])
-        x = torch.from_numpy(np.stack(xs)[:, None])
-        y = torch.from_numpy(np.stack(ys)[:, None].astype(np.float32))
-        loss = loss_fn(network(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % 50 == 0:
-            print(f"  training step {step}: loss {loss.item():.3f}", file=sys.stderr, flush=True)
-    torch.save(network.state_dict(), path)
+    Returns:
+        path of the run's ``model.pt``.
+    """
+    run = folder / f"network_ccta{crops}_{budget_s:.0f}s"
+    if (run / "model.pt").exists():
+        return run / "model.pt"
+    from pipeline.phantoms import CCTAConfig, write_phantom_dataset
+    from pipeline.workflows.bundle import train_bundle
+
+    data = folder / f"ccta_crops_{crops}"
+    if not (data / "dataset.json").exists():
+        print(f"generating {crops} ccta crops in {data}", file=sys.stderr, flush=True)
+        write_phantom_dataset(data, crops, CCTAConfig(crop=(96, 96, 80)), seed=500)
+    print(f"training the bundle's network for {budget_s:.0f} CPU s into {run}", file=sys.stderr, flush=True)
+    result = train_bundle(
+        run, {"dataset_dir": str(data), "epochs": 1000, "mlflow": False, "existing": "replace"}, time_budget=budget_s
+    )
+    (run / "summary.txt").write_text(
+        f"best validation Dice {result.best_metric:.4f} at epoch {result.best_epoch}, {result.seconds:.0f} s\n"
+    )
+    return run / "model.pt"
 
 
 def _status_mb(field: str) -> float:
@@ -132,11 +116,23 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
+#: inferer settings of each method of ours (``plain`` and ``plain-bf16`` are MONAI's function)
+OURS = {
+    "ours": {"precision": CONFIG.get("precision", "auto")},
+    "ours-fp32": {"precision": "float32"},
+    "ours-nolocator": {"precision": "float32", "locator": None},
+}
+
+
+def our_inferer(method: str):
+    from pipeline.inference import CandidateSlidingWindowInferer
+
+    return CandidateSlidingWindowInferer(ROI, SW_BATCH, OVERLAP, hu_window=HU_WINDOW, spacing=PIXDIM, **OURS[method])
+
+
 def worker(method: str, image_npy: Path, weights: Path, out: Path) -> None:
     """One inference in this process; prints a JSON line with the seconds, memory peaks and window counts."""
     from monai.inferers import sliding_window_inference
-
-    from pipeline.inference import CandidateSlidingWindowInferer
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     network = network_def()
@@ -150,19 +146,18 @@ def worker(method: str, image_npy: Path, weights: Path, out: Path) -> None:
     with torch.no_grad():
         if method == "plain":
             logits = sliding_window_inference(image, ROI, SW_BATCH, network, OVERLAP)
+        elif method == "plain-bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = sliding_window_inference(image, ROI, SW_BATCH, network, OVERLAP)
         else:
-            inferer = CandidateSlidingWindowInferer(
-                ROI, SW_BATCH, OVERLAP, hu_window=HU_WINDOW, keep_largest="largest" in method
-            )
-            if "bf16" in method:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    logits = inferer(image, network)
-            else:
-                logits = inferer(image, network)
-            stats = {"windows": inferer.stats.windows, "run": inferer.stats.run, "region": inferer.stats.region_fraction}
+            inferer = our_inferer(method)
+            logits = inferer(image, network)
+            stats = {"windows": inferer.stats.windows, "run": inferer.stats.run, "heart": inferer.stats.heart,
+                     "precision": inferer.stats.precision}
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    peak = _status_mb("VmHWM")
     np.save(out, np.packbits(logits[0, 0].float().numpy() > 0))
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _status_mb("VmHWM"), "before_mb": before, **stats}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak, "before_mb": before, **stats}))
 
 
 def _run_worker(method: str, image_npy: Path, weights: Path, out: Path) -> dict:
@@ -182,38 +177,39 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["thorax", "ccta"], default="ccta")
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 224])
-    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--crops", type=int, default=24, help="generated ccta crops the network is trained on")
+    parser.add_argument("--train-budget", type=float, default=600.0, help="CPU seconds of bundle training")
     parser.add_argument(
-        "--methods", default="plain,ours,ours-largest",
-        help="comma-separated: plain, ours (default settings), ours-largest (keep_largest=True), "
-        "ours-bf16 / ours-largest-bf16 (under CPU autocast to bfloat16)",
+        "--methods", default="plain,ours",
+        help="comma-separated: plain, ours (default settings), ours-nolocator (intensities only), "
+        "ours-largest (keep_largest=True)",
     )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_inference"))
+    parser.add_argument("--prepare", action="store_true", help="only make the cases and the network")
     args = parser.parse_args()
-    folder = args.out / f"{args.kind}_{'x'.join(map(str, args.shape))}"
+    folder = args.out / f"ccta_{'x'.join(map(str, args.shape))}"
     folder.mkdir(parents=True, exist_ok=True)
     shape = tuple(args.shape)
 
-    print(f"making {args.cases} + 2 cases ({args.kind}, {shape}) in {folder}", file=sys.stderr, flush=True)
-    train = [preprocess(make_case(args.kind, shape, 1000 + i, folder), folder) for i in range(2)]
-    weights = folder / f"network_{args.train_steps}.pt"
-    train_network(train, args.train_steps, weights)
-    cases = [preprocess(make_case(args.kind, shape, i, folder), folder) for i in range(args.cases)]
+    weights = train_network(args.out, args.crops, args.train_budget)
+    print(f"making {args.cases} cases ({shape}) in {folder}", file=sys.stderr, flush=True)
+    cases = [preprocess(make_case(shape, i, folder), folder) for i in range(args.cases)]
+    if args.prepare:
+        return
 
     methods = args.methods.split(",")
-    if methods[0] != "plain":
-        raise SystemExit("--methods must begin with plain (the baseline)")
-    print(f"\nwindow {ROI}, overlap {OVERLAP}, sw_batch_size {SW_BATCH}, network {CONFIG['network_def']['channels']}, "
-          f"{os.environ.get('BENCH_THREADS', '2')} threads, load average before: {os.getloadavg()[0]:.1f}\n")
-    print("| case | input shape | method | wall s | wall ratio | CPU s | CPU ratio | Dice vs plain | Dice vs plain in region | "
-          "Dice vs label | lumen outside region | windows run | RSS before MB | peak RSS during inference MB |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    from pipeline.inference import CandidateRegion, CandidateSlidingWindowInferer
-
-    summary: dict[str, list[tuple[float, float, float, float]]] = {}
+    if methods[0] != "plain" or any(m not in ("plain", "plain-bf16", *OURS) for m in methods):
+        raise SystemExit(f"--methods must begin with plain; choices: plain, plain-bf16, {', '.join(OURS)}")
+    print(f"\nnetwork: the bundle's {CONFIG['network_def']['channels']} UNet trained on {args.crops} ccta crops "
+          f"({(weights.parent / 'summary.txt').read_text().strip()}); window {ROI}, overlap {OVERLAP}, sw_batch_size "
+          f"{SW_BATCH}, {os.environ.get('BENCH_THREADS', '2')} threads; load average before: "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
+    print("| case | method | wall s | wall speed-up | CPU s | CPU speed-up | Dice vs plain | Dice vs label | "
+          "label voxels outside region | windows run | peak RSS MB | peak minus plain's MB |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rows: dict[str, list[tuple[float, float, float, float, int]]] = {}
     for image_npy, label_npy in cases:
         label = np.load(label_npy).astype(bool)
         results, preds = {}, {}
@@ -221,31 +217,28 @@ def main() -> None:
             out = folder / f"{image_npy.stem}_{method}.npy"
             results[method] = _run_worker(method, image_npy, weights, out)
             preds[method] = np.unpackbits(np.load(out))[: label.size].reshape(label.shape).astype(bool)
-        lost, inside = "", ""
+        plain = results["plain"]
         for method in methods:
             r = results[method]
-            ratio = results["plain"]["seconds"] / r["seconds"]
-            cpu_ratio = results["plain"]["cpu_seconds"] / r["cpu_seconds"]
-            agree = _dice(preds[method], preds["plain"])
+            wall, cpu = plain["seconds"] / r["seconds"], plain["cpu_seconds"] / r["cpu_seconds"]
+            agree, memory = _dice(preds[method], preds["plain"]), r["peak_mb"] - plain["peak_mb"]
+            lost, windows = "", "all"
+            if method in OURS:
+                inferer = our_inferer(method)
+                region, _ = inferer.candidate_region(torch.from_numpy(np.load(image_npy))[None, None])
+                lost = int((label & ~region.voxel_mask((0, 0, 0), label.shape).numpy()).sum())
+                windows = f"{r['run']}/{r['windows']}"
             if method != "plain":
-                growth = (r["peak_mb"] - r["before_mb"]) - (results["plain"]["peak_mb"] - results["plain"]["before_mb"])
-                summary.setdefault(method, []).append((ratio, cpu_ratio, agree, growth))
-                ours = CandidateSlidingWindowInferer(ROI, hu_window=HU_WINDOW, keep_largest="largest" in method)
-                region = CandidateRegion.from_image(
-                    torch.from_numpy(np.load(image_npy)), ours.low, ours.high, ours.margin, ours.block, ours.keep_largest
-                ).voxel_mask((0, 0, 0), label.shape).numpy()
-                lost = str(int((label & ~region).sum()))
-                inside = f"{_dice(preds[method] & region, preds['plain'] & region):.4f}"
-            windows = f"{r['run']}/{r['windows']}" if "run" in r else "all"
-            print(f"| {image_npy.stem.replace('_input', '')} | {'x'.join(map(str, label.shape))} | {method} | "
-                  f"{r['seconds']:.1f} | {ratio:.2f} | {r['cpu_seconds']:.1f} | {cpu_ratio:.2f} | {agree:.4f} | {inside} | "
-                  f"{_dice(preds[method], label):.3f} | {lost} | {windows} | {r['before_mb']:.0f} | {r['peak_mb']:.0f} |", flush=True)
-    print()
-    for method, rows in summary.items():
-        wall, cpu, agree, memory = (np.asarray(v) for v in zip(*rows))
-        print(f"**{method}: {wall.min():.2f}-{wall.max():.2f}x faster in wall time (CPU time {cpu.min():.2f}-"
-              f"{cpu.max():.2f}x), Dice with plain >= {agree.min():.4f}, memory growth during inference minus "
-              f"plain's {memory.max():+.0f} MB at most**  ")
+                rows.setdefault(method, []).append((wall, cpu, agree, memory, lost or 0))
+            print(f"| {image_npy.stem.replace('_input', '')} | {method} | {r['seconds']:.1f} | {wall:.2f} | "
+                  f"{r['cpu_seconds']:.1f} | {cpu:.2f} | {agree:.4f} | {_dice(preds[method], label):.3f} | {lost} | "
+                  f"{windows} | {r['peak_mb']:.0f} | {memory:+.0f} |", flush=True)
+    print(f"\nload average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
+    for method, values in rows.items():
+        wall, cpu, agree, memory, lost = (np.asarray(v) for v in zip(*values))
+        print(f"**{method}: {wall.min():.2f}-{wall.max():.2f}x faster in wall time, {cpu.min():.2f}-{cpu.max():.2f}x in "
+              f"CPU time; Dice with plain >= {agree.min():.4f}; peak memory {memory.max():+.0f} MB vs plain's at most; "
+              f"label voxels outside the region: {int(lost.max())} at most**  ")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
         "pipeline.data",
     ),
     "CandidateSlidingWindowInferer": "pipeline.inference",
+    "HeartLocator": "pipeline.inference",
     **dict.fromkeys(["VAL_KEY_METRIC", "create_evaluator", "create_trainer"], "pipeline.engines"),
     "EpochSummaryLogger": "pipeline.epoch_summary",
     "TrainingCurves": "pipeline.training_curves",

@@ -33,18 +33,21 @@ def create_inferer(
     hu_window: Sequence[float] | None = None,
     lumen_hu: Sequence[float | None] = (120.0, None),
     progress: bool = False,
+    precision: str = "float32",
 ) -> Inferer:
     """The sliding-window inferer used for validation and prediction (windows of ``roi_size``, padded if larger than
     the volume, overlapping by ``overlap``, ``sw_batch_size`` windows per forward pass).
 
     With ``hu_window`` (the HU range the preprocessing mapped to [0, 1]) the network runs only where the intensities
-    allow vessel lumen (:class:`~pipeline.inference.CandidateSlidingWindowInferer`, ``lumen_hu``; ``progress`` shows a
-    bar with the time left); without it, on every window (MONAI's :class:`~monai.inferers.SlidingWindowInferer`).
+    allow vessel lumen, within the heart on a full field of view (:class:`~pipeline.inference.CandidateSlidingWindowInferer`,
+    ``lumen_hu``; ``progress`` shows a bar with the time left; ``precision`` is the network's arithmetic, one of
+    :data:`~pipeline.inference.PRECISIONS`); without it, on every window (MONAI's
+    :class:`~monai.inferers.SlidingWindowInferer`, float32).
     """
     if hu_window is None:
         return SlidingWindowInferer(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap)
     return CandidateSlidingWindowInferer(
-        roi_size, sw_batch_size, overlap, lumen_hu=lumen_hu, hu_window=hu_window, progress=progress
+        roi_size, sw_batch_size, overlap, lumen_hu=lumen_hu, hu_window=hu_window, progress=progress, precision=precision
     )
 
 

@@ -1,6 +1,7 @@
 """Inference on full-size volumes: sliding windows that skip what cannot be vessel lumen."""
 
 from pipeline.inference.candidates import CandidateRegion, hu_to_intensity
-from pipeline.inference.sliding_window import CandidateSlidingWindowInferer, WindowStats
+from pipeline.inference.heart import HeartLocator
+from pipeline.inference.sliding_window import PRECISIONS, CandidateSlidingWindowInferer, WindowStats
 
-__all__ = ["CandidateRegion", "CandidateSlidingWindowInferer", "WindowStats", "hu_to_intensity"]
+__all__ = ["PRECISIONS", "CandidateRegion", "CandidateSlidingWindowInferer", "HeartLocator", "WindowStats", "hu_to_intensity"]

@@ -57,6 +57,25 @@ class CandidateRegion:
         self.block = int(block)
         self.shape = tuple(int(s) for s in shape)
 
+    @staticmethod
+    def block_means(image: torch.Tensor, block: int = 2) -> torch.Tensor:
+        """The mean of every ``block``-sized block of channel 0 (the last blocks may be partial).
+
+        Args:
+            image: ``(N, C, *spatial)`` batch or a ``(*spatial)`` volume.
+            block: block edge in voxels.
+
+        Returns:
+            ``(N, d, h, w)`` float tensor.
+        """
+        if block < 1:
+            raise SettingsError(f"block must be >= 1 voxel, got {block}.")
+        x = image if image.dim() > 3 else image[None, None]
+        x = torch.as_tensor(x)[:, :1].float()
+        if x.dim() != 5:
+            raise SettingsError(f"image must be 3-D (N, C, D, H, W or D, H, W), got shape {tuple(image.shape)}.")
+        return (F.avg_pool3d(x, kernel_size=block, stride=block, ceil_mode=True) if block > 1 else x)[:, 0]
+
     @classmethod
     def from_image(
         cls,
@@ -67,13 +86,36 @@ class CandidateRegion:
         block: int = 2,
         keep_largest: bool = False,
     ) -> "CandidateRegion":
-        """The blocks whose mean intensity lies in ``[low, high]``, grown by ``margin`` voxels.
+        """The blocks of ``image`` whose mean intensity lies in ``[low, high]``, grown by ``margin`` voxels
+        (:meth:`block_means`, then :meth:`from_means`).
 
         Args:
             image: ``(N, C, *spatial)`` batch (channel 0 is read; the region is the union over the batch) or a
                 ``(*spatial)`` volume, on the scale of ``low``/``high``.
+            low, high, margin, block, keep_largest: as :meth:`from_means`.
+        """
+        x = image if image.dim() > 3 else image[None, None]
+        return cls.from_means(cls.block_means(image, block), low, high, x.shape[2:], margin, block, keep_largest)
+
+    @classmethod
+    def from_means(
+        cls,
+        means: torch.Tensor,
+        low: float | None,
+        high: float | None,
+        shape: Sequence[int],
+        margin: int = DEFAULT_MARGIN,
+        block: int = 2,
+        keep_largest: bool = False,
+        within: torch.Tensor | None = None,
+    ) -> "CandidateRegion":
+        """The blocks whose mean intensity lies in ``[low, high]``, grown by ``margin`` voxels.
+
+        Args:
+            means: ``(N, d, h, w)`` block means (:meth:`block_means`); the region is the union over ``N``.
             low: lowest plausible lumen intensity (``None``: no lower bound).
             high: highest plausible lumen intensity (``None``: no upper bound).
+            shape: spatial shape of the volume in voxels.
             margin: voxels added around every candidate block, rounded up to whole blocks.
             block: block edge in voxels (the block mean is the smoothing).
             keep_largest: keep only the largest connected structure of candidate blocks (26-connected) before the
@@ -81,27 +123,22 @@ class CandidateRegion:
                 arteries, whose lumen starts at the aortic root; bone, pulmonary vessels and noise drop out. A vessel
                 cut off from it (an occlusion longer than the margin, separate trees, a crop without the aorta) is
                 lost: off by default.
+            within: boolean ``(d, h, w)`` mask of the block grid outside of which nothing is a candidate (applied
+                after the margin; e.g. :class:`~pipeline.inference.heart.HeartLocator`'s region).
 
         Returns:
             the region.
         """
-        if block < 1:
-            raise SettingsError(f"block must be >= 1 voxel, got {block}.")
         if margin < 0:
             raise SettingsError(f"margin must be >= 0 voxels, got {margin}.")
         if low is not None and high is not None and low > high:
             raise SettingsError(f"the lumen range must be (low, high) with low <= high, got ({low}, {high}).")
-        x = image if image.dim() > 3 else image[None, None]
-        x = torch.as_tensor(x)[:, :1].float()
-        if x.dim() != 5:
-            raise SettingsError(f"image must be 3-D (N, C, D, H, W or D, H, W), got shape {tuple(image.shape)}.")
-        means = F.avg_pool3d(x, kernel_size=block, stride=block, ceil_mode=True) if block > 1 else x
         inside = torch.ones_like(means, dtype=torch.bool)
         if low is not None:
             inside &= means >= low
         if high is not None:
             inside &= means <= high
-        inside = inside.any(dim=0)[0]
+        inside = inside.any(dim=0)
         if keep_largest and bool(inside.any()):
             labels, _ = ndimage.label(inside.numpy(), structure=np.ones((3, 3, 3), dtype=bool))
             sizes = np.bincount(labels.ravel())
@@ -116,7 +153,10 @@ class CandidateRegion:
                 padding = [0, 0, 0]
                 padding[axis] = reach
                 grown = F.max_pool3d(grown, kernel_size=kernel, stride=1, padding=padding)
-        return cls(grown[0, 0] > 0, block, x.shape[2:])
+        blocks = grown[0, 0] > 0
+        if within is not None:
+            blocks &= within
+        return cls(blocks, block, shape)
 
     @property
     def fraction(self) -> float:

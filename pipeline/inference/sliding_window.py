@@ -1,8 +1,9 @@
 """Sliding-window inference that runs the network only where vessel lumen can be.
 
-Most of a chest CT (air, lungs, fat, muscle) cannot hold a contrast-filled coronary artery. The inferer finds the
-candidate region from intensities (:class:`~pipeline.inference.candidates.CandidateRegion`), crops the volume to the
-windows of MONAI's grid that touch it, and lets MONAI's own :func:`~monai.inferers.sliding_window_inference` slide over
+Most of a chest CT (air, lungs, fat, muscle, bone) cannot hold a contrast-filled coronary artery. The inferer finds the
+candidate region from intensities (:class:`~pipeline.inference.candidates.CandidateRegion`) within a coarse heart
+region on full fields of view (:class:`~pipeline.inference.heart.HeartLocator`), crops the volume to the windows of
+MONAI's grid that touch it, and lets MONAI's own :func:`~monai.inferers.sliding_window_inference` slide over
 that crop, running the network only on windows that touch the region. Every window covering a candidate voxel runs, with
 the same grid, weights and order as a plain run, so inside the region the output is MONAI's; outside it is background.
 """
@@ -15,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from monai.data import MetaTensor
-from monai.data.utils import dense_patch_slices
+from monai.data.utils import affine_to_spacing, dense_patch_slices
 from monai.inferers import Inferer, sliding_window_inference
 from monai.inferers.utils import _get_scan_interval
 from monai.utils import convert_to_dst_type
@@ -23,8 +24,13 @@ from tqdm import tqdm
 
 from pipeline.errors import SettingsError
 from pipeline.inference.candidates import DEFAULT_MARGIN, CandidateRegion, hu_to_intensity
+from pipeline.inference.heart import HeartLocator
 
-__all__ = ["CandidateSlidingWindowInferer", "WindowStats"]
+__all__ = ["PRECISIONS", "CandidateSlidingWindowInferer", "WindowStats"]
+
+#: ``precision`` choices: the network in float32, under autocast to bfloat16, or bfloat16 where the CPU computes it
+#: natively (AVX-512 BF16 or AMX; float32 elsewhere, and on CUDA)
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ class WindowStats:
     windows: int = 0
     run: int = 0
     region_fraction: float = 0.0
+    heart: bool = False
+    precision: str = "float32"
 
 
 class CandidateSlidingWindowInferer(Inferer):
@@ -54,7 +62,13 @@ class CandidateSlidingWindowInferer(Inferer):
         margin: voxels kept around every candidate block (see :data:`~pipeline.inference.candidates.DEFAULT_MARGIN`).
         block: edge of the blocks whose mean intensity is tested, in voxels.
         keep_largest: keep only the largest connected candidate structure (the aorta and heart with the coronaries of
-            a full coronary CT angiogram; see :meth:`CandidateRegion.from_image` for what it can lose).
+            a full coronary CT angiogram; see :meth:`CandidateRegion.from_means` for what it can lose).
+        locator: the coarse heart region candidates must lie in on a full field of view (it restricts nothing on a
+            volume too small to hold a heart or without a blood pool); ``None``: intensities alone.
+        spacing: voxel size in mm, for inputs without an affine (a :class:`~monai.data.MetaTensor` brings its own);
+            without either, the locator is skipped.
+        precision: the network's arithmetic, one of :data:`PRECISIONS`. ``"bfloat16"`` runs it under
+            ``torch.autocast`` (logits differ from float32 by a few hundredths); the sum of the windows stays float32.
         background: the output outside the region: one value for all channels or one per channel (for the project's
             single-logit networks, a clearly negative logit).
         mode: MONAI's window weighting (``"constant"`` or ``"gaussian"``).
@@ -75,6 +89,9 @@ class CandidateSlidingWindowInferer(Inferer):
         margin: int = DEFAULT_MARGIN,
         block: int = 2,
         keep_largest: bool = False,
+        locator: HeartLocator | None = HeartLocator(),
+        spacing: Sequence[float] | None = None,
+        precision: str = "float32",
         background: float | Sequence[float] = -10.0,
         mode: str = "constant",
         progress: bool = False,
@@ -97,6 +114,10 @@ class CandidateSlidingWindowInferer(Inferer):
             raise SettingsError(
                 f"hu_window must be (low, high) with low < high, or (low, high, std) with std > 0, got {tuple(hu_window)}."
             )
+        if precision not in PRECISIONS:
+            raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        if spacing is not None and (len(spacing) != 3 or any(float(v) <= 0 for v in spacing)):
+            raise SettingsError(f"spacing must be three voxel sizes in mm > 0, got {tuple(spacing)}.")
         self.roi_size = tuple(int(r) for r in roi_size)
         self.sw_batch_size = int(sw_batch_size)
         self.overlap = float(overlap)
@@ -105,6 +126,10 @@ class CandidateSlidingWindowInferer(Inferer):
         self.margin = int(margin)
         self.block = int(block)
         self.keep_largest = bool(keep_largest)
+        self.locator = locator
+        self.spacing = None if spacing is None else tuple(float(v) for v in spacing)
+        self.precision = precision
+        self.hu_window = None if hu_window is None else tuple(hu_window)
         self.background = background
         self.mode = mode
         self.progress = progress
@@ -119,16 +144,17 @@ class CandidateSlidingWindowInferer(Inferer):
         meta = MetaTensor([]).copy_meta_from(inputs, copy_attr=False) if isinstance(inputs, MetaTensor) else None
         image = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         shape = tuple(image.shape[2:])
-        region = CandidateRegion.from_image(image, self.low, self.high, self.margin, self.block, self.keep_largest)
+        region, heart = self.candidate_region(inputs)
         # MONAI pads an axis shorter than the window to the window (half before); its grid is on the padded axes
         padded = tuple(max(s, r) for s, r in zip(shape, self.roi_size))
         before = tuple((p - s) // 2 for p, s in zip(padded, shape))
         interval = _get_scan_interval(padded, self.roi_size, 3, (self.overlap,) * 3)
         grid = dense_patch_slices(padded, self.roi_size, interval, return_slice=False)
         kept = [w for w in grid if region.any_in(*self._unpadded(w, before))]
-        self.stats = WindowStats(windows=len(grid), run=len(kept), region_fraction=region.fraction)
-        logger.debug("candidate region %.1f%% of the volume: the network runs on %d of %d windows",
-                     100 * self.stats.region_fraction, len(kept), len(grid))
+        precision = self._precision(image.device if self.sw_kwargs.get("sw_device") is None else self.sw_kwargs["sw_device"])
+        self.stats = WindowStats(len(grid), len(kept), region.fraction, heart, precision)
+        logger.debug("candidate region %.1f%% of the volume (heart region: %s): the network runs on %d of %d windows "
+                     "in %s", 100 * self.stats.region_fraction, heart, len(kept), len(grid), precision)
         # the crop begins and ends on windows of the grid, so MONAI's grid inside it is the plain grid's (with no
         # candidate at all, the first window still runs once, to give the output's channels)
         kept = kept or grid[:1]
@@ -141,7 +167,7 @@ class CandidateSlidingWindowInferer(Inferer):
         bar = tqdm(
             total=self.stats.run * image.shape[0], unit="window", desc="inference", leave=False, disable=not self.progress
         )
-        predictor = _SkippingPredictor(network, region, offset, bar, args, kwargs)
+        predictor = _SkippingPredictor(network, region, offset, bar, precision, args, kwargs)
         with bar:
             out = sliding_window_inference(
                 image[(slice(None), slice(None), *crop)], self.roi_size, self.sw_batch_size, predictor, self.overlap,
@@ -149,13 +175,50 @@ class CandidateSlidingWindowInferer(Inferer):
             )
         values = self._values(out.shape[1])
         region.fill_outside(out, values, start)
-        if out.shape[2:] != shape:
+        if out.shape[2:] != shape:  # paste the crop into a volume of background (its count map is gone by now)
             full = out.new_empty((out.shape[0], out.shape[1], *shape))
             for channel, value in enumerate(values):
                 full[:, channel].fill_(value)
             full[(slice(None), slice(None), *crop)] = out
+            del out
             out = full
         return convert_to_dst_type(out, meta)[0] if meta is not None else out
+
+    def candidate_region(self, inputs: torch.Tensor) -> tuple[CandidateRegion, bool]:
+        """Where the network will run on ``inputs`` (``(N, C, D, H, W)``): the candidate region, within the heart region
+        where the locator finds one.
+
+        Returns:
+            the region and whether the heart region restricted it.
+        """
+        image = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        means = CandidateRegion.block_means(image, self.block)
+        within, spacing = None, self._spacing(inputs)
+        if self.locator is not None and spacing is not None:
+            to_input = lambda hu: hu_to_intensity(hu, self.hu_window)  # noqa: E731
+            hearts = [self.locator.locate(m, [s * self.block for s in spacing], to_input) for m in means]
+            if all(h is not None for h in hearts):
+                within = torch.stack(hearts).any(dim=0)
+        region = CandidateRegion.from_means(
+            means, self.low, self.high, image.shape[2:], self.margin, self.block, self.keep_largest, within
+        )
+        return region, within is not None
+
+    def _spacing(self, inputs: torch.Tensor) -> tuple[float, ...] | None:
+        if isinstance(inputs, MetaTensor) and inputs.affine is not None:
+            affine = inputs.affine if inputs.affine.dim() == 2 else inputs.affine[0]
+            return tuple(float(v) for v in affine_to_spacing(affine, r=3))
+        return self.spacing
+
+    def _precision(self, device: torch.device | str) -> str:
+        if self.precision != "auto":
+            return self.precision
+        if torch.device(device).type != "cpu":
+            return "float32"
+        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+            torch.cpu, "_is_amx_tile_supported", lambda: False
+        )()
+        return "bfloat16" if native else "float32"
 
     @staticmethod
     def _unpadded(window: Sequence[tuple[int, int]], before: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -177,9 +240,10 @@ class _SkippingPredictor:
 
     def __init__(
         self, network: Callable[..., torch.Tensor], region: CandidateRegion, offset: Sequence[int], bar: tqdm,
-        args: Sequence[Any], kwargs: dict[str, Any],
+        precision: str, args: Sequence[Any], kwargs: dict[str, Any],
     ) -> None:
         self.network = network
+        self.precision = precision
         self.region = region
         self.offset = offset
         self.bar = bar
@@ -190,19 +254,26 @@ class _SkippingPredictor:
     def __call__(self, windows: torch.Tensor, coords: Sequence[Sequence[slice]]) -> torch.Tensor:
         keep = [i for i, c in enumerate(coords) if self._touches(c[2:])]
         if len(keep) == len(coords):
-            logits = self.network(windows, *self.args, **self.kwargs)
+            logits = self._run(windows)
             self.out_shape = tuple(logits.shape[1:])
             self.bar.update(len(keep))
             return logits
         if not keep and self.out_shape is not None:
             return windows.new_zeros((len(coords), *self.out_shape))
-        logits = self.network(windows[keep or [0]], *self.args, **self.kwargs)  # without a candidate: for the shape
+        logits = self._run(windows[keep or [0]])  # without a candidate: for the shape
         self.out_shape = tuple(logits.shape[1:])
         out = windows.new_zeros((len(coords), *self.out_shape))
         if keep:
             out[keep] = logits.to(out.dtype)
             self.bar.update(len(keep))
         return out
+
+    def _run(self, windows: torch.Tensor) -> torch.Tensor:
+        if self.precision == "float32":
+            return self.network(windows, *self.args, **self.kwargs)
+        with torch.autocast(windows.device.type, dtype=torch.bfloat16):
+            logits = self.network(windows, *self.args, **self.kwargs)
+        return logits.to(windows.dtype)
 
     def _touches(self, window: Sequence[slice]) -> bool:
         return self.region.any_in(
