@@ -21,19 +21,23 @@ PRE_PLAN: dict[str, Any] = {
     "epochs": 40,
 }
 
+
+def _faded_in(preset: str, term: str) -> dict[str, Any]:
+    """The overrides of a topology preset whose ``term`` is off for 15 epochs and faded in by a cosine over the next 10
+    (explicit epochs: a preset's own schedule is sized from ``epochs``, which a time budget cuts short)."""
+    return {
+        "loss_preset": preset,
+        "loss_schedule_params": {"start_weights": {term: 0.0}, "warmup_epochs": 15, "epochs": 10},
+    }
+
+
 #: recipe -> overrides of the bundle's train.json keys
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "pre_plan": PRE_PLAN,
-    "cldice": {
-        "loss_preset": "vessel_cldice",
-        "loss_schedule_params": {"start_weights": {"cldice": 0.0}, "warmup_epochs": 15, "epochs": 10},
-    },
+    "cldice": _faded_in("vessel_cldice", "cldice"),
     # the default before the learning benchmark: Skeleton Recall, faded in like clDice
-    "skeleton_recall": {
-        "loss_preset": "vessel_skeleton_recall",
-        "loss_schedule_params": {"start_weights": {"skeleton_recall": 0.0}, "warmup_epochs": 15, "epochs": 10},
-    },
+    "skeleton_recall": _faded_in("vessel_skeleton_recall", "skeleton_recall"),
 }
 
 

@@ -41,7 +41,7 @@ def dataset_plan(dataset_dir: str) -> dict:
     plan = load_plan(dataset_dir)
     if plan is None:
         logger.warning(
-            "no plan.json in %s: training with the bundle's fallback settings (a fixed CT window, 0.4x0.4x0.6 mm); "
+            "no plan.json in %s: training with the fallback settings of the bundle's train.json; "
             "'vessel-pipeline plan --dataset-dir %s' plans them from the data (docs/planning.md).", dataset_dir, dataset_dir
         )
     return plan_overrides(plan)
