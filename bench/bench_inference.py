@@ -75,17 +75,22 @@ def preprocess(item: dict[str, str], folder: Path) -> tuple[Path, Path]:
     return image_npy, label_npy
 
 
-def train_network(folder: Path, crops: int, budget_s: float) -> Path:
-    """The network both methods run: the bundle's ``train.json`` trained on ``crops`` generated ``ccta`` crops
-    (96x96x80 around the heart, ``make-phantoms --kind ccta --crop 96 96 80``) for ``budget_s`` CPU seconds
-    (:func:`pipeline.workflows.bundle.train_bundle`, the path ``train`` takes); cached as ``folder/model.pt``.
+def train_network(folder: Path, crops: int, budget_s: float, full: int = 0, shape: tuple[int, int, int] = (512, 512, 224)) -> Path:
+    """The network both methods run: the bundle's ``train.json`` run by :func:`pipeline.workflows.bundle.train_bundle`
+    (the path ``train`` takes) for ``budget_s`` CPU seconds, validated on the 5 held-out of ``crops`` generated
+    ``ccta`` crops (96x96x80 around the heart, ``make-phantoms --kind ccta --crop 96 96 80``, seed 500).
+
+    Args:
+        full: ``0``: trained on the other crops; ``N``: trained on ``N`` full-size ``ccta`` cases of ``shape`` (seeds
+            100 to 100 + N - 1, never the benchmark's cases), so that it has seen lungs, spine and abdomen.
 
     Returns:
-        path of the run's ``model.pt``.
+        path of the run's ``model.pt`` (cached: an existing one is reused).
     """
-    run = folder / f"network_ccta{crops}_{budget_s:.0f}s"
+    run = folder / (f"network_full{full}_{budget_s:.0f}s" if full else f"network_ccta{crops}_{budget_s:.0f}s")
     if (run / "model.pt").exists():
         return run / "model.pt"
+    from pipeline.io import write_json
     from pipeline.phantoms import CCTAConfig, write_phantom_dataset
     from pipeline.workflows.bundle import train_bundle
 
@@ -93,6 +98,16 @@ def train_network(folder: Path, crops: int, budget_s: float) -> Path:
     if not (data / "dataset.json").exists():
         print(f"generating {crops} ccta crops in {data}", file=sys.stderr, flush=True)
         write_phantom_dataset(data, crops, CCTAConfig(crop=(96, 96, 80)), seed=500)
+    if full:
+        crops_list = json.loads((data / "dataset.json").read_text())
+        data = folder / f"ccta_full_{full}"
+        data.mkdir(parents=True, exist_ok=True)
+        print(f"generating {full} full-size ccta cases in {data}", file=sys.stderr, flush=True)
+        write_json(data / "dataset.json", {
+            "training": [make_case(shape, 100 + i, data) for i in range(full)],
+            "validation": [{k: str((folder / f"ccta_crops_{crops}" / v).resolve()) for k, v in e.items()}
+                           for e in crops_list["validation"]],
+        })
     print(f"training the bundle's network for {budget_s:.0f} CPU s into {run}", file=sys.stderr, flush=True)
     result = train_bundle(
         run, {"dataset_dir": str(data), "epochs": 1000, "mlflow": False, "existing": "replace"}, time_budget=budget_s
@@ -182,6 +197,10 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=24, help="generated ccta crops the network is trained on")
     parser.add_argument("--train-budget", type=float, default=600.0, help="CPU seconds of bundle training")
     parser.add_argument(
+        "--train-full", type=int, default=0,
+        help="train the network on this many full-size ccta cases instead of the crops (0: the crops)",
+    )
+    parser.add_argument(
         "--methods", default="plain,ours",
         help="comma-separated: plain, ours (default settings), ours-nolocator (intensities only), "
         "ours-largest (keep_largest=True)",
@@ -193,7 +212,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     shape = tuple(args.shape)
 
-    weights = train_network(args.out, args.crops, args.train_budget)
+    weights = train_network(args.out, args.crops, args.train_budget, args.train_full, shape)
     print(f"making {args.cases} cases ({shape}) in {folder}", file=sys.stderr, flush=True)
     cases = [preprocess(make_case(shape, i, folder), folder) for i in range(args.cases)]
     if args.prepare:
@@ -202,7 +221,8 @@ def main() -> None:
     methods = args.methods.split(",")
     if methods[0] != "plain" or any(m not in ("plain", "plain-bf16", *OURS) for m in methods):
         raise SystemExit(f"--methods must begin with plain; choices: plain, plain-bf16, {', '.join(OURS)}")
-    print(f"\nnetwork: the bundle's {CONFIG['network_def']['channels']} UNet trained on {args.crops} ccta crops "
+    print(f"\nnetwork: the bundle's {CONFIG['network_def']['channels']} UNet trained on "
+          f"{f'{args.train_full} full-size ccta cases' if args.train_full else f'{args.crops} ccta crops'} "
           f"({(weights.parent / 'summary.txt').read_text().strip()}); window {ROI}, overlap {OVERLAP}, sw_batch_size "
           f"{SW_BATCH}, {os.environ.get('BENCH_THREADS', '2')} threads; load average before: "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")

@@ -53,6 +53,29 @@ def test_output_is_monai_inside_the_region_and_background_outside(network, shape
     assert 0 < inferer.stats.run < inferer.stats.windows  # windows were skipped, others ran
 
 
+def _pointwise(windows: torch.Tensor) -> torch.Tensor:
+    """A "network" whose output at a voxel depends on that voxel alone, so window batches cannot change a value."""
+    return torch.cat([2.0 * windows + 1.0, windows * windows - 0.3], dim=1)
+
+
+@pytest.mark.parametrize(
+    "shape, batch, mode", [((90, 70, 40), 1, "constant"), ((80, 64, 12), 2, "gaussian")],
+    ids=["crop-constant", "padded-axis-batch-gaussian"],
+)
+def test_the_stitched_output_is_bit_identical_to_monai_inside_the_region(mode, shape, batch):
+    """No count map is kept (constant: per-axis window counts; Gaussian: summed over the windows that ran), yet every
+    voxel of the region gets exactly MONAI's value; and only the windows touching the region ran."""
+    x = _volume(shape, batch)
+    calls = []
+    inferer = CandidateSlidingWindowInferer(ROI, 3, 0.4, hu_window=DEFAULT_HU_WINDOW, margin=3, mode=mode)
+    ours = inferer(x, lambda w: calls.append(len(w)) or _pointwise(w))
+    plain = sliding_window_inference(x, ROI, 3, _pointwise, 0.4, mode=mode)
+    region = CandidateRegion.from_image(x, inferer.low, inferer.high, margin=3).voxel_mask((0, 0, 0), shape)
+    assert torch.equal(ours[:, :, region], plain[:, :, region])
+    assert bool((ours[:, :, ~region] == -10.0).all())
+    assert sum(calls) == batch * inferer.stats.run < batch * inferer.stats.windows
+
+
 def test_metatensor_in_metatensor_out_with_the_inputs_affine(network):
     affine = torch.diag(torch.tensor([-0.4, -0.4, 0.6, 1.0], dtype=torch.float64))
     x = MetaTensor(_volume((64, 48, 32)), affine=affine)
@@ -108,6 +131,8 @@ def test_keep_largest_drops_what_is_not_connected_to_the_largest_structure():
         ({"roi_size": (32, 32)}, "roi_size"),
         ({"overlap": 1.0}, "overlap"),
         ({"hu_window": (650.0, -150.0)}, "hu_window"),
+        ({"mode": "linear"}, "mode must be one of constant, gaussian"),
+        ({"buffer_steps": 2}, r"unknown sliding-window arguments \['buffer_steps'\]; valid: padding_mode"),
     ],
 )
 def test_bad_settings_raise_one_clear_error(kwargs, message):

@@ -2,10 +2,11 @@
 
 Most of a chest CT (air, lungs, fat, muscle, bone) cannot hold a contrast-filled coronary artery. The inferer finds the
 candidate region from intensities (:class:`~pipeline.inference.candidates.CandidateRegion`) within a coarse heart
-region on full fields of view (:class:`~pipeline.inference.heart.HeartLocator`), crops the volume to the windows of
-MONAI's grid that touch it, and lets MONAI's own :func:`~monai.inferers.sliding_window_inference` slide over
-that crop, running the network only on windows that touch the region. Every window covering a candidate voxel runs, with
-the same grid, weights and order as a plain run, so inside the region the output is MONAI's; outside it is background.
+region on full fields of view (:class:`~pipeline.inference.heart.HeartLocator`) and runs the network only on the
+windows of MONAI's grid (:func:`~monai.inferers.sliding_window_inference`'s padding, grid and weights) that touch it,
+stitching them into one output the size of the volume (:func:`~pipeline.inference.window_sum.sum_windows`: no count
+map of the volume is kept). Every window covering a candidate voxel runs, so inside the region the output is MONAI's;
+outside it is background.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing, dense_patch_slices
-from monai.inferers import Inferer, sliding_window_inference
+from monai.inferers import Inferer
 from monai.inferers.utils import _get_scan_interval
 from monai.utils import convert_to_dst_type
 from tqdm import tqdm
@@ -25,8 +27,12 @@ from tqdm import tqdm
 from pipeline.errors import SettingsError
 from pipeline.inference.candidates import DEFAULT_MARGIN, CandidateRegion, hu_to_intensity
 from pipeline.inference.heart import HeartLocator
+from pipeline.inference.window_sum import MODES, sum_windows
 
-__all__ = ["PRECISIONS", "CandidateSlidingWindowInferer", "WindowStats"]
+__all__ = ["PRECISIONS", "SW_KWARGS", "CandidateSlidingWindowInferer", "WindowStats"]
+
+#: MONAI ``sliding_window_inference`` arguments the inferer takes besides its own
+SW_KWARGS = ("padding_mode", "cval", "sigma_scale", "sw_device", "device")
 
 #: ``precision`` choices: the network in float32, under autocast to bfloat16, or bfloat16 where the CPU computes it
 #: natively (AVX-512 BF16 or AMX; float32 elsewhere, and on CUDA)
@@ -71,10 +77,11 @@ class CandidateSlidingWindowInferer(Inferer):
             ``torch.autocast`` (logits differ from float32 by a few hundredths); the sum of the windows stays float32.
         background: the output outside the region: one value for all channels or one per channel (for the project's
             single-logit networks, a clearly negative logit).
-        mode: MONAI's window weighting (``"constant"`` or ``"gaussian"``).
+        mode: MONAI's window weighting, one of :data:`~pipeline.inference.window_sum.MODES`.
         progress: show a tqdm bar over the windows that run, with the time left.
-        sw_kwargs: more arguments of :func:`~monai.inferers.sliding_window_inference` (``padding_mode``, ``cval``,
-            ``sigma_scale``, ``sw_device``, ``device``).
+        sw_kwargs: those of :data:`SW_KWARGS`, as in :func:`~monai.inferers.sliding_window_inference`
+            (``padding_mode`` and ``cval`` pad an axis shorter than the window, ``sigma_scale`` shapes the Gaussian
+            weights, ``sw_device`` is where windows are predicted, ``device`` where the output is kept).
 
     The last call's window counts are in :attr:`stats`.
     """
@@ -116,6 +123,11 @@ class CandidateSlidingWindowInferer(Inferer):
             )
         if precision not in PRECISIONS:
             raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        if mode not in MODES:
+            raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        unknown = sorted(set(sw_kwargs) - set(SW_KWARGS))
+        if unknown:
+            raise SettingsError(f"unknown sliding-window arguments {unknown}; valid: {', '.join(SW_KWARGS)}.")
         if spacing is not None and (len(spacing) != 3 or any(float(v) <= 0 for v in spacing)):
             raise SettingsError(f"spacing must be three voxel sizes in mm > 0, got {tuple(spacing)}.")
         self.roi_size = tuple(int(r) for r in roi_size)
@@ -150,39 +162,40 @@ class CandidateSlidingWindowInferer(Inferer):
         before = tuple((p - s) // 2 for p, s in zip(padded, shape))
         interval = _get_scan_interval(padded, self.roi_size, 3, (self.overlap,) * 3)
         grid = dense_patch_slices(padded, self.roi_size, interval, return_slice=False)
-        kept = [w for w in grid if region.any_in(*self._unpadded(w, before))]
-        precision = self._precision(image.device if self.sw_kwargs.get("sw_device") is None else self.sw_kwargs["sw_device"])
-        self.stats = WindowStats(len(grid), len(kept), region.fraction, heart, precision)
+        run = [i for i, w in enumerate(grid) if region.any_in(*self._unpadded(w, before))]
+        sw_device = self.sw_kwargs.get("sw_device") or image.device
+        precision = self._precision(sw_device)
+        self.stats = WindowStats(len(grid), len(run), region.fraction, heart, precision)
         logger.debug("candidate region %.1f%% of the volume (heart region: %s): the network runs on %d of %d windows "
-                     "in %s", 100 * self.stats.region_fraction, heart, len(kept), len(grid), precision)
-        # the crop begins and ends on windows of the grid, so MONAI's grid inside it is the plain grid's (with no
-        # candidate at all, the first window still runs once, to give the output's channels)
-        kept = kept or grid[:1]
-        crop = tuple(
-            slice(0, s) if p > s else slice(min(w[a][0] for w in kept), max(w[a][1] for w in kept))
-            for a, (s, p) in enumerate(zip(shape, padded))
-        )
-        start = tuple(c.start for c in crop)
-        offset = tuple(st - b for st, b in zip(start, before))  # crop (padded) coordinates -> volume coordinates
-        bar = tqdm(
-            total=self.stats.run * image.shape[0], unit="window", desc="inference", leave=False, disable=not self.progress
-        )
-        predictor = _SkippingPredictor(network, region, offset, bar, precision, args, kwargs)
+                     "in %s", 100 * self.stats.region_fraction, heart, len(run), len(grid), precision)
+        if padded != shape:
+            pads = [n for b, p, s in reversed(list(zip(before, padded, shape))) for n in (b, p - s - b)]
+            image = F.pad(image, pads, mode=self.sw_kwargs.get("padding_mode", "constant"),
+                          value=self.sw_kwargs.get("cval", 0.0))
+        bar = tqdm(total=max(len(run), 1) * image.shape[0], unit="window", desc="inference", leave=False,
+                   disable=not self.progress)
         with bar:
-            out = sliding_window_inference(
-                image[(slice(None), slice(None), *crop)], self.roi_size, self.sw_batch_size, predictor, self.overlap,
-                mode=self.mode, with_coord=True, **self.sw_kwargs,
+            # with no candidate at all, the first window still runs once, to give the output's channels
+            out = sum_windows(
+                image, grid, run or [0], lambda windows: self._predict(network, windows, precision, args, kwargs),
+                self.sw_batch_size, self.mode, self.sw_kwargs.get("sigma_scale", 0.125), self.sw_kwargs.get("device"),
+                sw_device, bar,
             )
-        values = self._values(out.shape[1])
-        region.fill_outside(out, values, start)
-        if out.shape[2:] != shape:  # paste the crop into a volume of background (its count map is gone by now)
-            full = out.new_empty((out.shape[0], out.shape[1], *shape))
-            for channel, value in enumerate(values):
-                full[:, channel].fill_(value)
-            full[(slice(None), slice(None), *crop)] = out
-            del out
-            out = full
+        if padded != shape:
+            out = out[(slice(None), slice(None), *(slice(b, b + s) for b, s in zip(before, shape)))].contiguous()
+        region.fill_outside(out, self._values(out.shape[1]), (0, 0, 0))
         return convert_to_dst_type(out, meta)[0] if meta is not None else out
+
+    @staticmethod
+    def _predict(
+        network: Callable[..., torch.Tensor], windows: torch.Tensor, precision: str, args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> torch.Tensor:
+        if precision == "float32":
+            return network(windows, *args, **kwargs)
+        with torch.autocast(windows.device.type, dtype=torch.bfloat16):
+            logits = network(windows, *args, **kwargs)
+        return logits.to(windows.dtype)
 
     def candidate_region(self, inputs: torch.Tensor) -> tuple[CandidateRegion, bool]:
         """Where the network will run on ``inputs`` (``(N, C, D, H, W)``): the candidate region, within the heart region
@@ -231,51 +244,3 @@ class CandidateSlidingWindowInferer(Inferer):
         if len(values) != channels:
             raise SettingsError(f"background has {len(values)} values but the network gives {channels} channels.")
         return values
-
-
-class _SkippingPredictor:
-    """The predictor MONAI calls with each batch of windows and their coordinates: the network runs on the windows
-    that touch the candidate region; the others get zeros (they cover no candidate voxel, so none of their output is
-    kept)."""
-
-    def __init__(
-        self, network: Callable[..., torch.Tensor], region: CandidateRegion, offset: Sequence[int], bar: tqdm,
-        precision: str, args: Sequence[Any], kwargs: dict[str, Any],
-    ) -> None:
-        self.network = network
-        self.precision = precision
-        self.region = region
-        self.offset = offset
-        self.bar = bar
-        self.args = args
-        self.kwargs = kwargs
-        self.out_shape: tuple[int, ...] | None = None
-
-    def __call__(self, windows: torch.Tensor, coords: Sequence[Sequence[slice]]) -> torch.Tensor:
-        keep = [i for i, c in enumerate(coords) if self._touches(c[2:])]
-        if len(keep) == len(coords):
-            logits = self._run(windows)
-            self.out_shape = tuple(logits.shape[1:])
-            self.bar.update(len(keep))
-            return logits
-        if not keep and self.out_shape is not None:
-            return windows.new_zeros((len(coords), *self.out_shape))
-        logits = self._run(windows[keep or [0]])  # without a candidate: for the shape
-        self.out_shape = tuple(logits.shape[1:])
-        out = windows.new_zeros((len(coords), *self.out_shape))
-        if keep:
-            out[keep] = logits.to(out.dtype)
-            self.bar.update(len(keep))
-        return out
-
-    def _run(self, windows: torch.Tensor) -> torch.Tensor:
-        if self.precision == "float32":
-            return self.network(windows, *self.args, **self.kwargs)
-        with torch.autocast(windows.device.type, dtype=torch.bfloat16):
-            logits = self.network(windows, *self.args, **self.kwargs)
-        return logits.to(windows.dtype)
-
-    def _touches(self, window: Sequence[slice]) -> bool:
-        return self.region.any_in(
-            [s.start + o for s, o in zip(window, self.offset)], [s.stop + o for s, o in zip(window, self.offset)]
-        )
