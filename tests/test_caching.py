@@ -8,11 +8,12 @@ import os
 import pytest
 import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset
+from monai.transforms import Compose
 
 from pipeline.data import build_dataset, load_datalist, plan_cache
 from pipeline.data.caching import check_cache_settings, deterministic_transforms, preprocessing_hash
 from pipeline.errors import SettingsError
-from transforms import get_train_transforms, get_val_transforms
+from transforms import BinaryToUint8d, get_train_transforms, get_val_transforms
 
 
 def _nbytes(sample: dict) -> int:
@@ -24,12 +25,15 @@ def test_auto_keeps_what_fits_in_ram_and_puts_the_rest_on_disk(tiny_dataset, tmp
     chain = get_train_transforms((32, 32, 32), num_samples=2)
     # the estimate is measured: one item preprocessed, scaled by the others' voxel counts (foreground crops differ)
     plan = plan_cache(items, chain, memory_budget_gb=1.0)
-    actual = sum(_nbytes(Dataset(items, get_val_transforms())[i]) for i in range(len(items)))
-    assert (plan.mode, plan.budget_bytes) == ("ram", 10**9) and abs(plan.estimated_bytes - actual) < 0.25 * actual
     with caplog.at_level(logging.INFO, logger="pipeline.data.caching"):
         in_ram = build_dataset(items, chain, cache="auto", memory_budget_gb=1.0, cache_dir=tmp_path)
         on_disk = build_dataset(items, chain, cache="auto", memory_budget_gb=plan.estimated_bytes / 2e9, cache_dir=tmp_path)
     assert type(in_ram) is CacheDataset and type(on_disk) is PersistentDataset
+    # what the RAM cache holds: float32 image and uint8 label, 5 bytes per voxel; the estimate measured the same
+    actual = sum(_nbytes(item) for item in in_ram._cache)
+    for item in in_ram._cache:
+        assert item["label"].dtype == torch.uint8 and _nbytes(item) == 5 * item["label"].numel()
+    assert (plan.mode, plan.budget_bytes) == ("ram", 10**9) and abs(plan.estimated_bytes - actual) < 0.25 * actual
     assert "within the memory budget of 1.00 GB (given): kept in RAM" in caplog.text
     assert "above the memory budget" in caplog.text and "cached on disk in" in caplog.text
     assert [p.name for p in tmp_path.iterdir()] == [preprocessing_hash(chain)[:16]]  # RAM touched no disk
@@ -43,6 +47,10 @@ def test_the_disk_cache_is_shared_by_runs_and_invalidated_by_changes(tiny_datase
     folder = tmp_path / preprocessing_hash(get_val_transforms())[:16]
     entries = sorted(p.name for p in folder.glob("*.pt"))
     assert len(entries) == 2 and (folder / "preprocessing.json").is_file()
+    # the entries hold the label as uint8; what the dataset returns is float32, as the uncached chain's
+    assert torch.load(folder / entries[0], weights_only=True)["label"].dtype == torch.uint8
+    assert all(v["label"].dtype == torch.float32 for v in values)
+    torch.testing.assert_close(values[0]["label"], get_val_transforms()(dict(items[0]))["label"], rtol=0, atol=0)
     # another run with the same preprocessing (new objects) reads the same files and gets the same tensors
     again = build_dataset(items, get_val_transforms(), cache="disk", cache_dir=tmp_path)
     for i, expected in enumerate(values):
@@ -62,6 +70,10 @@ def test_random_transforms_are_not_cached_and_do_not_change_the_hash():
     assert not any("Rand" in type(t).__name__ for t in deterministic_transforms(chain))
     assert preprocessing_hash(chain) == preprocessing_hash(get_train_transforms((32, 32, 32), num_samples=4, pos=2.0))
     assert preprocessing_hash(chain) != preprocessing_hash(get_train_transforms((32, 32, 32), pixdim=(0.5, 0.5, 0.5)))
+    # the uint8 label cast is part of the hash: a folder of float32 entries (written before it) is never read
+    assert isinstance(deterministic_transforms(chain)[-1], BinaryToUint8d)
+    float_labels = Compose([t for t in chain.transforms if not isinstance(t, BinaryToUint8d)])
+    assert preprocessing_hash(chain) != preprocessing_hash(float_labels)
 
 
 def test_bad_cache_settings_raise_one_clear_error_and_write_nothing(tiny_dataset, tmp_path):

@@ -11,12 +11,15 @@ from transforms.chains import (
     get_val_transforms,
 )
 from transforms.intensity import check_hu_window, intensity_window, window_range
+from transforms.label_dtype import BinaryToUint8d, ToFloat32d
 from transforms.skeleton import TubedSkeleton, TubedSkeletond
 
 __all__ = [
     "DEFAULT_HU_WINDOW",
     "AboveThreshold",
+    "BinaryToUint8d",
     "TubedSkeleton",
+    "ToFloat32d",
     "TubedSkeletond",
     "check_hu_window",
     "get_binary_postprocessing",

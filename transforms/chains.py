@@ -4,6 +4,11 @@ Three chains share one deterministic preprocessing (load, channel-first, RAS ori
 foreground crop): :func:`get_train_transforms` adds balanced random patches and augmentation,
 :func:`get_val_transforms` stops there, and :func:`get_inference_transforms` works on images alone and is inverted
 by :func:`get_post_transforms` to put predictions back on each input's original grid and affine.
+
+The training and validation chains end their deterministic part (what MONAI's caching datasets keep) with the label
+as ``uint8`` (:class:`~transforms.label_dtype.BinaryToUint8d`) and turn it back into ``float32`` after the cache
+(:class:`~transforms.label_dtype.ToFloat32d`), so a cached volume takes 1 byte per label voxel instead of 4 and what
+the chains return is unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from monai.transforms import (
 )
 
 from transforms.intensity import check_hu_window, intensity_window, window_range
+from transforms.label_dtype import BinaryToUint8d, ToFloat32d
 from transforms.skeleton import TubedSkeletond
 
 __all__ = [
@@ -131,6 +137,9 @@ def get_train_transforms(
     on vessel/background voxels in the ratio ``pos:neg``, random flips on all axes, in-plane 90-degree rotations and
     intensity scale (±10 %) and shift (±5 % of the window's range).
 
+    The label (with the skeleton channels) is ``uint8`` at the end of the deterministic part, which MONAI caches,
+    and ``float32`` (0.0/1.0) again before the first random transform.
+
     Args:
         patch_size: patch size in voxels (after resampling).
         num_samples: patches drawn from each volume per epoch.
@@ -152,6 +161,10 @@ def get_train_transforms(
     chain += [
         # a volume smaller than the patch is padded (with 0, the window floor), so every patch has patch_size
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
+        BinaryToUint8d(keys="label"),  # last cached step: 1 byte per label voxel in the cache
+        # float32 again before any random transform: MONAI's positive/negative sampling takes `~label` as the
+        # background, which is every voxel of a uint8 label (bitwise not)
+        ToFloat32d(keys="label"),
         RandCropByPosNegLabeld(
             keys=keys, label_key="label", spatial_size=tuple(patch_size), pos=pos, neg=neg, num_samples=num_samples
         ),
@@ -173,8 +186,10 @@ def get_val_transforms(
     hu_window: Sequence[float] = DEFAULT_HU_WINDOW,
     crop_foreground: bool = True,
 ) -> Compose:
-    """Validation chain for image/label pairs: the deterministic preprocessing only (whole volumes)."""
-    return Compose(get_preprocessing(["image", "label"], pixdim, hu_window, crop_foreground))
+    """Validation chain for image/label pairs: the deterministic preprocessing only (whole volumes), the label cached
+    as ``uint8`` and returned as ``float32``."""
+    chain = get_preprocessing(["image", "label"], pixdim, hu_window, crop_foreground)
+    return Compose(chain + [BinaryToUint8d(keys="label"), ToFloat32d(keys="label")])
 
 
 def get_inference_transforms(
