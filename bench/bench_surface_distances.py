@@ -7,7 +7,9 @@ of full-size cases; without it one full-size case is generated, about 10 CPU s).
 1. per case: the surface sizes and the box, which path ``auto`` takes in each direction, CPU seconds of
    ``surface_distances`` with KD-trees only and with ``auto``, the ratio, and whether the distances are identical;
 2. the peak memory (``tracemalloc``) of the distance transform on the largest box;
-3. with ``--calibrate``: per direction, CPU seconds of the KD-tree's build and queries and of the distance transform,
+3. with ``--validation-metrics`` (instead of 1 and 2): CPU seconds of the validation's ``VesselMetric("HD95_mm")`` and
+   ``VesselMetric("NSD")`` on ``--prediction``, KD-tree only and ``auto``;
+4. with ``--calibrate``: per direction, CPU seconds of the KD-tree's build and queries and of the distance transform,
    in units of the distance transform's time per box voxel: the constants of
    :func:`pipeline.evaluation.surface.use_distance_transform`.
 
@@ -35,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_evaluation import SPACING as TYPICAL_SPACING, make_label, perturb  # noqa: E402
-from pipeline.evaluation import SparseMask  # noqa: E402
+import pipeline.evaluation.surface as surface  # noqa: E402
+from pipeline.evaluation import SparseMask, VesselMetric  # noqa: E402
 from pipeline.evaluation.surface import _edt_distances, surface_distances, use_distance_transform  # noqa: E402
 from pipeline.phantoms import CCTAConfig, make_ccta_phantom  # noqa: E402
 
@@ -125,6 +128,28 @@ def edt_peak_mb(pred: SparseMask, ref: SparseMask, spacing) -> float:
     return peak / 1e6
 
 
+def validation_metrics(prediction: str, label: np.ndarray, spacing) -> None:
+    """CPU seconds of the validation's extra metrics (``VesselMetric("HD95_mm")`` and ``VesselMetric("NSD")``, as
+    ``train.json`` attaches them) on one case, KD-tree only (the rule's costs set to 0: the code before) and ``auto``."""
+    import torch
+
+    pred = torch.from_numpy(np.asarray(nib.load(prediction).dataobj) > 0).float()[None, None]
+    ref = torch.from_numpy(label).float()[None, None]
+    costs = surface.KD_QUERY_COST, surface.KD_BUILD_COST
+    print("\n| validation metric | KD-tree only, CPU s | auto, CPU s | speed-up | value (both) |\n| --- | ---: | ---: | ---: | ---: |")
+    for name in ("HD95_mm", "NSD"):
+        values, seconds = [], []
+        for query, build in ((0.0, 0.0), costs):
+            surface.KD_QUERY_COST, surface.KD_BUILD_COST = query, build
+            metric = VesselMetric(name, tolerance_mm=1.0, spacing=spacing)
+            value, t = cpu(lambda: (metric.update((pred, ref)), metric.compute())[1])
+            values.append(value)
+            seconds.append(t)
+        same = values[0] == values[1]
+        print(f"| {name} | {seconds[0]:.2f} | {seconds[1]:.2f} | {seconds[0] / seconds[1]:.2f}x | "
+              f"{values[1]:.9g}{'' if same else f' vs {values[0]:.9g} (DIFFERENT)'} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset-dir", help="a make-phantoms --kind ccta folder of full-size cases")
@@ -132,11 +157,16 @@ def main() -> None:
     parser.add_argument("--prediction", help="also a real prediction of the case (NIfTI on the case's grid), e.g. from "
                         "`vessel-pipeline infer` with an early checkpoint")
     parser.add_argument("--calibrate", action="store_true", help="also time each path per direction")
+    parser.add_argument("--validation-metrics", action="store_true",
+                        help="only time the validation's HD95 and NSD metrics on --prediction, before and now")
     args = parser.parse_args()
 
     image, label, spacing = full_size_volume(args.dataset_dir, args.case)
     print(f"full-size case: {image.shape} voxels of {tuple(round(s, 3) for s in spacing)} mm, "
           f"label {int(label.sum()):,} voxels")
+    if args.validation_metrics:
+        validation_metrics(args.prediction, label, spacing)
+        return
     ref = SparseMask.from_dense(label).edges()
     preds = {name: SparseMask.from_dense(mask).edges() for name, mask in crude_predictions(image).items()}
     if args.prediction:

@@ -38,8 +38,8 @@ SURFACE_METHODS = ("auto", "kdtree", "edt")
 #: the KD-tree's cost per query and log2 of the target's size, and per target voxel (building) and log2 of its size, in
 #: units of the distance transform's cost per box voxel; measured on the 2-core development machine (queries far from a
 #: thin vessel tree, the slow kind), see docs/benchmarks.md, "Surface distances on large surfaces"
-KD_QUERY_COST = 3.5
-KD_BUILD_COST = 0.13
+KD_QUERY_COST = 4.0
+KD_BUILD_COST = 0.125
 
 
 def use_distance_transform(n_source: int, n_target: int, box_voxels: int) -> bool:
