@@ -16,9 +16,10 @@ Both paths compute the distance from the same two voxel centres with the same fl
 relative to the box's corner less one voxel, times the spacing), so they agree to the last bit unless two target
 voxels are equally near (then to float32 rounding).
 
-Memory of the distance transform: about 14 bytes per box voxel at its peak (scipy's int64 copy of the input, then the
-int32 feature transform: 3 x 4 bytes), about 650 MB for a 484x417x229 box; the float64 distance map (24+ bytes per
-voxel while scipy builds it) is never computed, only the distances at the source voxels.
+Memory of the distance transform: about 15 bytes per box voxel at its peak (scipy's int64 copy of the input, then the
+int32 feature transform, 3 x 4 bytes), 708 MB measured for a 484x417x229 box; scipy's float64 distance map (2.3 GB
+at its peak for that box) is never computed, only the distances at the source voxels. One direction's transform is
+freed before the other's.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ __all__ = ["SURFACE_METHODS", "surface_distances", "use_distance_transform"]
 #: the ways :func:`surface_distances` can compute a direction; ``"auto"`` chooses per direction by cost
 SURFACE_METHODS = ("auto", "kdtree", "edt")
 #: the KD-tree's cost per query and log2 of the target's size, and per target voxel (building) and log2 of its size, in
-#: units of the distance transform's cost per box voxel; measured on the 2-core development machine (queries far from a
-#: thin vessel tree, the slow kind), see docs/benchmarks.md, "Surface distances on large surfaces"
-KD_QUERY_COST = 4.0
+#: units of the distance transform's cost per box voxel, measured on the 2-core development machine: a query far from
+#: a thin vessel tree (the slow kind) costs 2.7-5.2, a near one 0.3-0.6, building 0.11-0.15 (docs/benchmarks.md,
+#: "Surface distances on large surfaces")
+KD_QUERY_COST = 3.5
 KD_BUILD_COST = 0.125
 
 
@@ -66,10 +68,17 @@ def _edt_distances(source: np.ndarray, target: np.ndarray, box: tuple[int, int, 
     of shape ``box``, by the feature transform of the target's complement."""
     background = np.ones(box, dtype=bool)
     background[tuple(target.T)] = False
-    nearest = ndimage.distance_transform_edt(background, sampling=scale, return_distances=False, return_indices=True)
-    nearest = nearest[(slice(None), *source.T)].T
-    diff = source.astype(np.float64) * scale - nearest.astype(np.float64) * scale
-    return np.sqrt((diff * diff).sum(axis=1))
+    # (3, n) indices of the nearest target voxel of each source voxel; the box-sized transform is freed at once
+    nearest = ndimage.distance_transform_edt(background, sampling=scale, return_distances=False, return_indices=True)[
+        (slice(None), *source.T)
+    ]
+    del background
+    # the KD-tree's arithmetic, axis by axis (float64 temporaries of one axis at a time)
+    squared = np.zeros(len(source))
+    for axis in range(3):
+        delta = source[:, axis] * scale[axis] - nearest[axis] * scale[axis]
+        squared += delta * delta
+    return np.sqrt(squared)
 
 
 def surface_distances(
