@@ -15,6 +15,7 @@ from monai.utils import set_determinism
 
 from pipeline import VAL_KEY_METRIC, create_evaluator, create_unet, load_datalist, make_loader
 from pipeline.evaluation import VesselMetric, binary_metrics, pair_by_name, run_evaluation, spacing_from_tensor
+from pipeline.evaluation.ignite_metric import _LAST_PAIR
 from transforms import get_val_transforms
 
 
@@ -70,6 +71,27 @@ def test_batched_meta_tensors_on_a_plain_ignite_engine():
     assert state.metrics["hd95"] == pytest.approx(expected, abs=1e-6)
     unit = np.mean([binary_metrics(pred[b, 0].numpy() > 0, label[b, 0].numpy() > 0, (1, 1, 1))["ASSD_mm"] for b in range(2)])
     assert state.metrics["assd_vox"] == pytest.approx(unit)
+
+
+def test_metrics_of_one_group_share_their_computation_and_never_another_pairs():
+    """HD95 and NSD on one engine: the surface group is computed for the first and reused by the second for the same
+    pair; a different pair, spacing or tolerance is computed anew."""
+    spacing = (0.5, 0.7, 1.2)
+    pred, label = _blob_batch(spacing)
+    engine = Engine(lambda e, batch: batch)
+    metrics = {"hd95": VesselMetric("HD95_mm"), "nsd": VesselMetric("NSD"), "nsd_small": VesselMetric("NSD", tolerance_mm=0.4)}
+    for name, metric in metrics.items():
+        metric.attach(engine, name)
+    state = engine.run([(pred[:1], label[:1]), (pred[1:], label[1:])])
+    masks = [(pred[b, 0].numpy() > 0.5, label[b, 0].numpy() > 0.5) for b in range(2)]
+    direct = [binary_metrics(p, t, spacing, 1.0) for p, t in masks]
+    direct_small = [binary_metrics(p, t, spacing, 0.4)["NSD"] for p, t in masks]
+    assert direct[0]["NSD"] != direct[1]["NSD"] and direct[1]["NSD"] != direct_small[1]
+    assert state.metrics["hd95"] == pytest.approx(np.mean([d["HD95_mm"] for d in direct]), abs=1e-12)
+    assert state.metrics["nsd"] == pytest.approx(np.mean([d["NSD"] for d in direct]), abs=1e-12)
+    assert state.metrics["nsd_small"] == pytest.approx(np.mean(direct_small), abs=1e-12)
+    # what is kept: the last pair's groups at the last tolerance (the 0.4 mm NSD's own surface group)
+    assert set(_LAST_PAIR.scores) == {"HD95_mm", "HD_mm", "ASSD_mm", "NSD"} and _LAST_PAIR.scores["NSD"] == direct_small[1]
 
 
 def test_a_case_predicted_empty_counts_as_the_worst_distance_as_in_the_evaluation_tool(tmp_path):

@@ -1,11 +1,13 @@
 """Ignite metric over the evaluation tool's metric functions, with the voxel spacing of each volume.
 
 The same :func:`~pipeline.evaluation.metrics.binary_metrics` scores validation batches, so a validation HD95 in mm is
-the HD95 that ``vessel-pipeline evaluate`` reports for the same mask pair on the same grid.
+the HD95 that ``vessel-pipeline evaluate`` reports for the same mask pair on the same grid. The metrics of one group
+(HD95 and NSD: the same surface distances) are computed once per mask pair when several ``VesselMetric`` score it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Callable, Sequence
 
@@ -20,6 +22,35 @@ from pipeline.evaluation.metrics import METRICS, binary_metrics
 from pipeline.evaluation.worst import DISTANCE_METRICS, bounded_value
 
 __all__ = ["VesselMetric", "spacing_from_tensor"]
+
+
+class _LastPair:
+    """The metric groups computed so far for the last mask pair scored, keyed by a digest of both masks' bits, the
+    spacing and the tolerance: validation attaches ``HD95_mm`` and ``NSD`` as two metrics of one evaluator, and both
+    come from the same surface distances, which a full-size volume makes costly."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the last pair."""
+        self.key: tuple | None = None
+        self.scores: dict[str, float] = {}
+
+    def score(self, pred: np.ndarray, label: np.ndarray, spacing: tuple, tolerance_mm: float, metric: str) -> float:
+        key = (_digest(pred), _digest(label), pred.shape, tuple(spacing), tolerance_mm)
+        if key != self.key:
+            self.key, self.scores = key, {}
+        if metric not in self.scores:
+            self.scores.update(binary_metrics(pred, label, spacing, tolerance_mm, metrics=[metric]))
+        return self.scores[metric]
+
+
+def _digest(mask: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
+_LAST_PAIR = _LastPair()
 
 
 def spacing_from_tensor(t: torch.Tensor, index: int | None = None) -> tuple[float, float, float]:
@@ -116,7 +147,7 @@ class VesselMetric(Metric):
             p = (torch.as_tensor(pred).detach().cpu() > 0.5).numpy()
             t = (torch.as_tensor(label).detach().cpu() > 0.5).numpy()
             for c in range(0 if self.include_background else 1, p.shape[0]):
-                value = binary_metrics(p[c], t[c], spacing, self.tolerance_mm, metrics=[self.metric])[self.metric]
+                value = _LAST_PAIR.score(p[c], t[c], spacing, self.tolerance_mm, self.metric)
                 value, worst = bounded_value(self.metric, value, p[c].shape, spacing)
                 self._sum += value
                 self._count += 1

@@ -14,7 +14,8 @@ Every metric is defined as the reference named in its docstring computes it, and
 
 The work is shared: each mask's voxels, surface and components are found once (on its voxel list, see
 :class:`~pipeline.evaluation.sparse.SparseMask`), the skeleton is computed per connected component on that
-component's bounding box, and the surface distances of both directions feed HD95, HD, ASSD and NSD.
+component's bounding box, and the surface distances of both directions feed HD95, HD, ASSD and NSD (KD-tree queries for
+small surfaces, an exact distance transform for large ones: :mod:`pipeline.evaluation.surface`).
 
 Empty masks: both empty -> overlap scores, clDice and NSD 1, distances 0; one empty -> overlap scores, clDice and NSD
 0, distances ``inf`` (the case is flagged by :func:`empty_flag`).
@@ -26,11 +27,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import KDTree
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
 from pipeline.evaluation.sparse import SparseMask
+from pipeline.evaluation.surface import surface_distances
 
 __all__ = [
     "METRIC_GROUPS",
@@ -96,27 +97,6 @@ def overlap_metrics(pred: SparseMask, ref: SparseMask, spacing: Sequence[float])
         "n_ref": float(n_ref),
         "VolumeDiff_ml": (n_pred - n_ref) * voxel_ml,
     }
-
-
-def surface_distances(
-    pred_edges: SparseMask, ref_edges: SparseMask, spacing: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distances (mm, float32 as MONAI returns them) from each prediction surface voxel to the reference surface,
-    and from each reference surface voxel to the prediction surface.
-
-    The coordinates are taken relative to the corner of the union's bounding box less one voxel, as MONAI's
-    ``get_mask_edges(crop=True)`` crops, so that the arithmetic matches ``get_surface_distance`` bit for bit. A
-    direction whose target surface is empty gives ``inf`` for every source voxel (MONAI's convention too).
-    """
-    if len(pred_edges) == 0 or len(ref_edges) == 0:
-        return (np.full(len(pred_edges), np.inf, dtype=np.float32), np.full(len(ref_edges), np.inf, dtype=np.float32))
-    origin = np.minimum(pred_edges.coords.min(0), ref_edges.coords.min(0)) - 1
-    scale = np.asarray(spacing, dtype=np.float64)
-    p = (pred_edges.coords - origin).astype(np.float64) * scale
-    r = (ref_edges.coords - origin).astype(np.float64) * scale
-    d_pr = KDTree(r, leafsize=32).query(p, k=1)[0].astype(np.float32)
-    d_rp = KDTree(p, leafsize=32).query(r, k=1)[0].astype(np.float32)
-    return d_pr, d_rp
 
 
 def _quantile_like_torch(values: np.ndarray, q: float) -> float:
