@@ -1,7 +1,7 @@
 """Full-size inference: MONAI's plain ``sliding_window_inference`` against :class:`CandidateSlidingWindowInferer`.
 
-Run: ``nice -n 10 .venv/bin/python bench/bench_inference.py --methods plain,ours`` (cases and the trained network are cached in ``--out``
-and reused). Prints, as markdown, per case and method: wall and CPU seconds and their ratios to plain, Dice between
+Run: ``.venv/bin/python bench/bench_inference.py --train-full 8 --train-budget 1500 --methods plain,ours,ours-fp32``
+(cases and the trained network are cached in ``--out`` and reused). Prints, as markdown, per case and method: wall and CPU seconds and their ratios to plain, Dice between
 the method's binary prediction and plain's, Dice against the label, labelled vessel voxels outside the method's
 candidate region, windows run, the resident memory peak during inference and its difference to plain's (each method
 runs in its own process; the peak is reset with ``/proc/self/clear_refs`` after loading and read from ``VmHWM``).
@@ -16,9 +16,10 @@ Methods (all with the bundle's network, window, overlap and sliding-window batch
 
 Cases: full-size ``ccta`` phantoms (:func:`pipeline.phantoms.make_ccta_phantom` with ``CCTAConfig(shape, spacing)``,
 no crop, at the bundle's spacing), preprocessed by the bundle's inference chain. The network: the bundle's
-``train.json`` trained by :func:`pipeline.workflows.bundle.train_bundle` on generated 96x96x80 ``ccta`` crops for
-``--train-budget`` CPU seconds (a network that says "background" where there is no vessel, so that agreement
-between the methods means something).
+``train.json`` trained by :func:`pipeline.workflows.bundle.train_bundle` for ``--train-budget`` CPU seconds, on
+``--train-full N`` other full-size ``ccta`` cases (patches from the whole body), or (``--train-full 0``) on generated
+96x96x80 ``ccta`` crops around the heart; a network that says "background" where there is no vessel makes the
+agreement between the methods over the whole volume mean something.
 """
 
 from __future__ import annotations
@@ -190,6 +191,32 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
+def agreement(cases: list[tuple[Path, Path]], methods: list[str], folder: Path) -> None:
+    """Print, from the predictions an earlier run saved, per case: Dice between each of our methods and plain inside
+    our region, and plain's positives outside it (how many, their share of plain's positives, the share above 500 HU
+    and below 100 HU on the inference window, and the labelled voxels there)."""
+    ours = [m for m in methods if m in OURS]
+    print("| case | " + " | ".join(f"Dice vs plain inside the region, {m}" for m in ours)
+          + " | plain's positives outside the region (share) | of those > 500 HU / < 100 HU | label voxels there |")
+    print("| --- |" + " --- |" * len(ours) + " ---: | --- | ---: |")
+    for image_npy, label_npy in cases:
+        image, label = np.load(image_npy), np.load(label_npy).astype(bool)
+        preds = {}
+        for method in ["plain", *ours]:
+            packed = folder / f"{image_npy.stem}_{method}.npy"
+            if not packed.exists():
+                raise SystemExit(f"no saved prediction {packed}: run the benchmark with --methods {','.join(methods)} first")
+            preds[method] = np.unpackbits(np.load(packed))[: label.size].reshape(label.shape).astype(bool)
+        region, _ = our_inferer(ours[0]).candidate_region(torch.from_numpy(image)[None, None])
+        inside = region.voxel_mask((0, 0, 0), label.shape).numpy()
+        outside = preds["plain"] & ~inside
+        hu = HU_WINDOW[0] + image[outside] * (HU_WINDOW[1] - HU_WINDOW[0])
+        dice = " | ".join(f"{_dice(preds[m] & inside, preds['plain'] & inside):.4f}" for m in ours)
+        print(f"| {image_npy.stem.replace('_input', '')} | {dice} | {int(outside.sum()):,} "
+              f"({outside.sum() / max(preds['plain'].sum(), 1):.0%}) | {(hu > 500).mean():.0%} / {(hu < 100).mean():.0%} | "
+              f"{int((label & ~inside).sum())} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=3)
@@ -207,6 +234,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_inference"))
     parser.add_argument("--prepare", action="store_true", help="only make the cases and the network")
+    parser.add_argument(
+        "--agreement", action="store_true",
+        help="from the predictions a run saved: where ours and plain differ (inside the region, plain's positives outside)",
+    )
     args = parser.parse_args()
     folder = args.out / f"ccta_{'x'.join(map(str, args.shape))}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -221,6 +252,9 @@ def main() -> None:
     methods = args.methods.split(",")
     if methods[0] != "plain" or any(m not in ("plain", "plain-bf16", *OURS) for m in methods):
         raise SystemExit(f"--methods must begin with plain; choices: plain, plain-bf16, {', '.join(OURS)}")
+    if args.agreement:
+        agreement(cases, methods, folder)
+        return
     print(f"\nnetwork: the bundle's {CONFIG['network_def']['channels']} UNet trained on "
           f"{f'{args.train_full} full-size ccta cases' if args.train_full else f'{args.crops} ccta crops'} "
           f"({(weights.parent / 'summary.txt').read_text().strip()}); window {ROI}, overlap {OVERLAP}, sw_batch_size "
