@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -95,19 +96,18 @@ def train_network(folder: Path, crops: int, budget_s: float, full: int = 0, shap
     from pipeline.phantoms import CCTAConfig, write_phantom_dataset
     from pipeline.workflows.bundle import train_bundle
 
-    data = folder / f"ccta_crops_{crops}"
-    if not (data / "dataset.json").exists():
-        print(f"generating {crops} ccta crops in {data}", file=sys.stderr, flush=True)
-        write_phantom_dataset(data, crops, CCTAConfig(crop=(96, 96, 80)), seed=500)
+    data = crops_dir = folder / f"ccta_crops_{crops}"
+    if not (crops_dir / "dataset.json").exists():
+        print(f"generating {crops} ccta crops in {crops_dir}", file=sys.stderr, flush=True)
+        write_phantom_dataset(crops_dir, crops, CCTAConfig(crop=(96, 96, 80)), seed=500)
     if full:
-        crops_list = json.loads((data / "dataset.json").read_text())
+        validation = json.loads((crops_dir / "dataset.json").read_text())["validation"]
         data = folder / f"ccta_full_{full}"
         data.mkdir(parents=True, exist_ok=True)
         print(f"generating {full} full-size ccta cases in {data}", file=sys.stderr, flush=True)
         write_json(data / "dataset.json", {
             "training": [make_case(shape, 100 + i, data) for i in range(full)],
-            "validation": [{k: str((folder / f"ccta_crops_{crops}" / v).resolve()) for k, v in e.items()}
-                           for e in crops_list["validation"]],
+            "validation": [{k: str((crops_dir / v).resolve()) for k, v in e.items()} for e in validation],
         })
     print(f"training the bundle's network for {budget_s:.0f} CPU s into {run}", file=sys.stderr, flush=True)
     result = train_bundle(
@@ -191,6 +191,17 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
+def _prediction(packed: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A binary prediction a worker saved (``np.packbits`` of the flattened mask)."""
+    return np.unpackbits(np.load(packed))[: math.prod(shape)].reshape(shape).astype(bool)
+
+
+def _region_mask(method: str, image: np.ndarray) -> np.ndarray:
+    """Where ``method`` runs the network on the preprocessed ``image`` (its candidate region, at voxel resolution)."""
+    region, _ = our_inferer(method).candidate_region(torch.from_numpy(image)[None, None])
+    return region.voxel_mask((0, 0, 0), image.shape).numpy()
+
+
 def agreement(cases: list[tuple[Path, Path]], methods: list[str], folder: Path) -> None:
     """Print, from the predictions an earlier run saved, per case: Dice between each of our methods and plain inside
     our region, and plain's positives outside it (how many, their share of plain's positives, the share above 500 HU
@@ -206,9 +217,8 @@ def agreement(cases: list[tuple[Path, Path]], methods: list[str], folder: Path) 
             packed = folder / f"{image_npy.stem}_{method}.npy"
             if not packed.exists():
                 raise SystemExit(f"no saved prediction {packed}: run the benchmark with --methods {','.join(methods)} first")
-            preds[method] = np.unpackbits(np.load(packed))[: label.size].reshape(label.shape).astype(bool)
-        region, _ = our_inferer(ours[0]).candidate_region(torch.from_numpy(image)[None, None])
-        inside = region.voxel_mask((0, 0, 0), label.shape).numpy()
+            preds[method] = _prediction(packed, label.shape)
+        inside = _region_mask(ours[0], image)
         outside = preds["plain"] & ~inside
         hu = HU_WINDOW[0] + image[outside] * (HU_WINDOW[1] - HU_WINDOW[0])
         dice = " | ".join(f"{_dice(preds[m] & inside, preds['plain'] & inside):.4f}" for m in ours)
@@ -270,7 +280,7 @@ def main() -> None:
         for method in methods:
             out = folder / f"{image_npy.stem}_{method}.npy"
             results[method] = _run_worker(method, image_npy, weights, out)
-            preds[method] = np.unpackbits(np.load(out))[: label.size].reshape(label.shape).astype(bool)
+            preds[method] = _prediction(out, label.shape)
         plain = results["plain"]
         for method in methods:
             r = results[method]
@@ -278,9 +288,7 @@ def main() -> None:
             agree, memory = _dice(preds[method], preds["plain"]), r["peak_mb"] - plain["peak_mb"]
             lost, windows = "", "all"
             if method in OURS:
-                inferer = our_inferer(method)
-                region, _ = inferer.candidate_region(torch.from_numpy(np.load(image_npy))[None, None])
-                lost = int((label & ~region.voxel_mask((0, 0, 0), label.shape).numpy()).sum())
+                lost = int((label & ~_region_mask(method, np.load(image_npy))).sum())
                 windows = f"{r['run']}/{r['windows']}"
             if method != "plain":
                 rows.setdefault(method, []).append((wall, cpu, agree, memory, lost or 0))
